@@ -1,0 +1,269 @@
+//! The handshake, `Noise_NNpsk0_25519_ChaChaPoly_SHA256` behind an 8-byte preamble, with key
+//! confirmation (docs/PROTOCOL.md, section 4). Each phase is a type consumed by the next.
+
+use core::fmt;
+
+use rand::CryptoRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use super::record::{Opener, Record, Sealer, Transport};
+use super::symmetric::SymmetricState;
+use super::{DH_LEN, ProtoError, Psk, TAG_LEN};
+
+/// Marks the native protocol: the ASCII bytes `spipedN`.
+pub const MAGIC: [u8; 7] = *b"spipedN";
+/// The protocol version this module speaks.
+pub const VERSION: u8 = 1;
+/// Length of the preamble: `MAGIC || VERSION`.
+pub const PREAMBLE_LEN: usize = MAGIC.len() + 1;
+/// The first bytes an initiator sends.
+pub const PREAMBLE: [u8; PREAMBLE_LEN] = *b"spipedN\x01";
+/// The Noise protocol name, hashed into the initial handshake state.
+pub const PROTOCOL_NAME: &[u8] = b"Noise_NNpsk0_25519_ChaChaPoly_SHA256";
+/// The Noise prologue: names this protocol and its version, so versions can never cross-accept.
+pub const PROLOGUE: &[u8] = b"spiped-rs native protocol v1";
+/// Message 1: the initiator's ephemeral public key and the tag of an empty payload.
+pub const MSG1_LEN: usize = DH_LEN + TAG_LEN;
+/// Message 2: the responder's ephemeral public key and the tag of an empty payload.
+pub const MSG2_LEN: usize = DH_LEN + TAG_LEN;
+/// What the initiator sends before anything else: preamble and message 1.
+pub const HELLO_LEN: usize = PREAMBLE_LEN + MSG1_LEN;
+
+/// What a connection's first [`PREAMBLE_LEN`] bytes say about the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preamble {
+    /// spiped-rs native protocol, the version this module speaks.
+    Native,
+    /// spiped-rs native protocol, another version.
+    OtherVersion(u8),
+    /// Not spiped-rs: perhaps a classic spiped client, whose first bytes are a random nonce.
+    Foreign,
+}
+
+impl Preamble {
+    /// Classifies the first bytes of a connection, so the daemon can dispatch on them.
+    pub fn classify(first: &[u8; PREAMBLE_LEN]) -> Self {
+        match first.split_last() {
+            Some((&VERSION, magic)) if magic == MAGIC => Preamble::Native,
+            Some((&version, magic)) if magic == MAGIC => Preamble::OtherVersion(version),
+            _ => Preamble::Foreign,
+        }
+    }
+
+    /// `Ok` for the version this module speaks, otherwise the error that explains the refusal.
+    ///
+    /// # Errors
+    /// [`ProtoError::UnsupportedVersion`] or [`ProtoError::NotNative`].
+    pub fn check(first: &[u8; PREAMBLE_LEN]) -> Result<(), ProtoError> {
+        match Self::classify(first) {
+            Preamble::Native => Ok(()),
+            Preamble::OtherVersion(v) => Err(ProtoError::UnsupportedVersion(v)),
+            Preamble::Foreign => Err(ProtoError::NotNative),
+        }
+    }
+}
+
+/// A fresh X25519 key pair for one handshake. Zeroized on drop, never printed.
+pub struct EphemeralKey {
+    secret: StaticSecret,
+    public: PublicKey,
+}
+
+impl EphemeralKey {
+    /// Generates a key from a cryptographic random source.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(StaticSecret::random_from_rng(rng))
+    }
+
+    /// A key from fixed bytes: for known-answer tests only, never for a real connection.
+    pub fn from_bytes(secret: [u8; 32]) -> Self {
+        Self::from_secret(StaticSecret::from(secret))
+    }
+
+    fn from_secret(secret: StaticSecret) -> Self {
+        let public = PublicKey::from(&secret);
+        EphemeralKey { secret, public }
+    }
+
+    /// The token `e`: send the public key and mix it into the state (twice, since a psk is in use).
+    pub(crate) fn write_e(&self, state: &mut SymmetricState) -> [u8; DH_LEN] {
+        let public = self.public.to_bytes();
+        mix_e(state, &public);
+        public
+    }
+
+    /// The token `ee`: mix in the Diffie-Hellman result, refusing an all-zero one.
+    pub(crate) fn mix_dh(
+        self,
+        state: &mut SymmetricState,
+        their_public: &[u8; DH_LEN],
+    ) -> Result<(), ProtoError> {
+        let shared = self.secret.diffie_hellman(&PublicKey::from(*their_public));
+        if !shared.was_contributory() {
+            return Err(ProtoError::NonContributory);
+        }
+        state.mix_key(shared.as_bytes());
+        Ok(())
+    }
+}
+
+impl fmt::Debug for EphemeralKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EphemeralKey").field("public", &self.public.as_bytes()).finish_non_exhaustive()
+    }
+}
+
+/// Reading the token `e` from the peer: `MixHash(re)`, and `MixKey(re)` because a psk is in use.
+pub(crate) fn mix_e(state: &mut SymmetricState, public: &[u8; DH_LEN]) {
+    state.mix_hash(public);
+    state.mix_key(public);
+}
+
+/// Splits a received handshake message into its public key and tag.
+fn split_message(msg: &[u8; DH_LEN + TAG_LEN]) -> (&[u8; DH_LEN], &[u8; TAG_LEN]) {
+    let (e, tag) = msg.split_first_chunk::<DH_LEN>().expect("the message is DH_LEN + TAG_LEN bytes");
+    (e, tag.try_into().expect("the rest is TAG_LEN bytes"))
+}
+
+/// The `-e` end after sending its hello, waiting for message 2.
+pub struct Initiator {
+    state: SymmetricState,
+    e: EphemeralKey,
+}
+
+impl Initiator {
+    /// Starts a handshake: returns the state waiting for message 2 and the [`HELLO_LEN`] bytes to send
+    /// (preamble and message 1).
+    pub fn start(psk: &Psk, e: EphemeralKey) -> (Self, [u8; HELLO_LEN]) {
+        let mut state = SymmetricState::new(psk);
+        let public = e.write_e(&mut state);
+        let tag = state.encrypt_and_hash_empty().expect("the first message uses counter 0");
+        let mut hello = [0u8; HELLO_LEN];
+        let (preamble, msg1) = hello.split_at_mut(PREAMBLE_LEN);
+        preamble.copy_from_slice(&PREAMBLE);
+        msg1[..DH_LEN].copy_from_slice(&public);
+        msg1[DH_LEN..].copy_from_slice(&tag);
+        (Initiator { state, e }, hello)
+    }
+
+    /// Reads message 2, finishes the handshake and appends the key-confirmation record (an empty data
+    /// record) to `out`, which the caller must send before anything else.
+    ///
+    /// # Errors
+    /// [`ProtoError::NonContributory`] for a low-order key, [`ProtoError::HandshakeAuth`] when the
+    /// responder does not hold the key or the message was altered.
+    pub fn read_response(
+        mut self,
+        msg2: &[u8; MSG2_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<Transport, ProtoError> {
+        let (re, tag) = split_message(msg2);
+        mix_e(&mut self.state, re);
+        self.e.mix_dh(&mut self.state, re)?;
+        self.state.decrypt_and_hash_empty(tag)?;
+        let (to_responder, from_responder) = self.state.split();
+        let mut transport = Transport::new(Sealer::new(to_responder), Opener::new(from_responder));
+        transport.sealer_mut().seal_data(&[], out)?;
+        Ok(transport)
+    }
+}
+
+impl fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Initiator").finish_non_exhaustive()
+    }
+}
+
+/// The `-d` end's entry point.
+#[derive(Debug)]
+pub struct Responder;
+
+impl Responder {
+    /// Reads the initiator's hello (preamble and message 1) and returns the state waiting for key
+    /// confirmation and the [`MSG2_LEN`] bytes of message 2 to send.
+    ///
+    /// # Errors
+    /// [`ProtoError::NotNative`] or [`ProtoError::UnsupportedVersion`] for a wrong preamble,
+    /// [`ProtoError::HandshakeAuth`] when the initiator does not hold the key or the bytes were altered,
+    /// [`ProtoError::NonContributory`] for a low-order key.
+    pub fn accept(
+        psk: &Psk,
+        hello: &[u8; HELLO_LEN],
+        e: EphemeralKey,
+    ) -> Result<(Unconfirmed, [u8; MSG2_LEN]), ProtoError> {
+        let (preamble, msg1) =
+            hello.split_first_chunk::<PREAMBLE_LEN>().expect("hello starts with a preamble");
+        Preamble::check(preamble)?;
+        let (re, tag) = split_message(msg1.try_into().expect("the rest of hello is message 1"));
+        let mut state = SymmetricState::new(psk);
+        mix_e(&mut state, re);
+        state.decrypt_and_hash_empty(tag)?;
+
+        let public = e.write_e(&mut state);
+        e.mix_dh(&mut state, re)?;
+        let tag = state.encrypt_and_hash_empty()?;
+        let mut msg2 = [0u8; MSG2_LEN];
+        msg2[..DH_LEN].copy_from_slice(&public);
+        msg2[DH_LEN..].copy_from_slice(&tag);
+
+        let (from_initiator, to_initiator) = state.split();
+        Ok((
+            Unconfirmed { transport: Transport::new(Sealer::new(to_initiator), Opener::new(from_initiator)) },
+            msg2,
+        ))
+    }
+}
+
+/// The `-d` end after message 2: the initiator is not authenticated until its first record opens.
+/// Nothing can be sealed in this phase.
+pub struct Unconfirmed {
+    transport: Transport,
+}
+
+/// The outcome of [`Unconfirmed::confirm`].
+#[derive(Debug)]
+pub enum Confirm<'a> {
+    /// The buffer does not yet hold the whole first record: read more and call again.
+    NeedMore(Unconfirmed),
+    /// The initiator is authenticated.
+    Confirmed {
+        /// Both directions, ready for records.
+        transport: Transport,
+        /// The first record's data, decrypted in place (often empty).
+        data: &'a [u8],
+        /// How many bytes of the buffer the first record took.
+        consumed: usize,
+    },
+}
+
+impl Unconfirmed {
+    /// Opens the initiator's first record from the start of `buf`. Only when it decrypts is the peer
+    /// known to hold the key *and* to have taken part in this handshake.
+    ///
+    /// # Errors
+    /// Any record error, or [`ProtoError::ConfirmationNotData`] if the first record is an end-of-stream.
+    pub fn confirm(mut self, buf: &mut [u8]) -> Result<Confirm<'_>, ProtoError> {
+        match self.transport.opener_mut().open(buf)? {
+            None => Ok(Confirm::NeedMore(self)),
+            Some(opened) => match opened.record {
+                Record::Data(data) => {
+                    Ok(Confirm::Confirmed { transport: self.transport, data, consumed: opened.consumed })
+                }
+                Record::End => Err(ProtoError::ConfirmationNotData),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Unconfirmed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unconfirmed").finish_non_exhaustive()
+    }
+}
+
+/// Exposes the pieces the vector generator needs to build messages no honest peer would send.
+#[cfg(test)]
+pub(crate) mod internals {
+    pub(crate) use super::mix_e;
+    pub(crate) use crate::proto::symmetric::SymmetricState;
+}

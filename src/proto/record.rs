@@ -1,0 +1,397 @@
+//! Records: the framing of each direction after the handshake (docs/PROTOCOL.md, section 5).
+//!
+//! ```text
+//! record     = length (u16, big-endian) || ciphertext
+//! ciphertext = ChaCha20-Poly1305(k, n, ad = "", type || body)   (one Noise transport message)
+//! ```
+
+use core::fmt;
+
+use super::cipher::CipherState;
+use super::{ProtoError, TAG_LEN};
+
+/// Bytes of the length header in front of every record.
+pub const RECORD_HEADER_LEN: usize = 2;
+/// Smallest ciphertext: the type byte and the tag.
+pub const RECORD_MIN_CIPHERTEXT: usize = 1 + TAG_LEN;
+/// Largest ciphertext: what the header can express, and Noise's message limit.
+pub const RECORD_MAX_CIPHERTEXT: usize = u16::MAX as usize;
+/// Largest body a record can carry.
+pub const RECORD_MAX_BODY: usize = RECORD_MAX_CIPHERTEXT - RECORD_MIN_CIPHERTEXT;
+/// Largest record on the wire, header included: the buffer a receiver needs at most.
+pub const RECORD_MAX_LEN: usize = RECORD_HEADER_LEN + RECORD_MAX_CIPHERTEXT;
+/// Bytes a record adds to its data: header, type byte and tag.
+pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + RECORD_MIN_CIPHERTEXT;
+/// Most data this implementation puts in one record. Any size up to [`RECORD_MAX_BODY`] is valid
+/// on the wire; this one is a throughput choice, to be tuned by measurement.
+pub const MAX_RECORD_DATA: usize = 16 * 1024;
+
+/// Type byte of a record carrying stream data.
+pub const TYPE_DATA: u8 = 0x00;
+/// Type byte of the authenticated end of stream for one direction.
+pub const TYPE_END: u8 = 0x01;
+
+/// Offset of the type byte within a record.
+const TYPE_OFFSET: usize = RECORD_HEADER_LEN;
+/// Offset of the body within a record.
+const BODY_OFFSET: usize = TYPE_OFFSET + 1;
+
+/// A decrypted record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// The next bytes of the stream (possibly none).
+    Data(&'a [u8]),
+    /// The sender's authenticated end of stream: nothing more comes in this direction.
+    End,
+}
+
+/// A record opened from the front of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Opened<'a> {
+    /// What the record said, decrypted in place in the caller's buffer.
+    pub record: Record<'a>,
+    /// How many bytes of the buffer the record took; the caller discards them.
+    pub consumed: usize,
+}
+
+/// Both directions of an established connection.
+#[derive(Debug)]
+pub struct Transport {
+    sealer: Sealer,
+    opener: Opener,
+}
+
+impl Transport {
+    pub(crate) fn new(sealer: Sealer, opener: Opener) -> Self {
+        Transport { sealer, opener }
+    }
+
+    /// Separates the directions, so each can be driven by its own task.
+    pub fn split(self) -> (Sealer, Opener) {
+        (self.sealer, self.opener)
+    }
+
+    pub(crate) fn sealer_mut(&mut self) -> &mut Sealer {
+        &mut self.sealer
+    }
+
+    pub(crate) fn opener_mut(&mut self) -> &mut Opener {
+        &mut self.opener
+    }
+}
+
+/// The sending direction: turns stream data into records.
+pub struct Sealer {
+    cipher: CipherState,
+    /// Set once the end-of-stream record is sealed; nothing may follow it.
+    ended: bool,
+}
+
+impl Sealer {
+    pub(crate) fn new(cipher: CipherState) -> Self {
+        Sealer { cipher, ended: false }
+    }
+
+    /// Appends records carrying `data` to `out`, at most [`MAX_RECORD_DATA`] bytes each. Empty `data`
+    /// makes one empty record.
+    ///
+    /// # Errors
+    /// [`ProtoError::SealAfterEnd`] after [`Sealer::seal_end`], [`ProtoError::NonceExhausted`] after
+    /// 2^64 - 1 records.
+    pub fn seal_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        if data.is_empty() {
+            return self.seal_record(TYPE_DATA, &[], out);
+        }
+        out.reserve(data.len() + data.len().div_ceil(MAX_RECORD_DATA) * RECORD_OVERHEAD);
+        data.chunks(MAX_RECORD_DATA).try_for_each(|chunk| self.seal_record(TYPE_DATA, chunk, out))
+    }
+
+    /// Appends the end-of-stream record to `out`; this direction is then finished.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal_data`].
+    pub fn seal_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        self.seal_record(TYPE_END, &[], out)
+    }
+
+    /// Seals a data record whose body the caller has already written in place: `frame` is
+    /// `[header (2) | type (1) | body | tag space (16)]`; header, type and tag are filled in here.
+    /// This is the zero-copy path: read the body straight into `frame[3..len - 16]`.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal_data`]. A `frame` shorter than [`RECORD_OVERHEAD`] or longer than
+    /// [`RECORD_MAX_LEN`] is a caller bug and panics.
+    pub fn seal_data_frame(&mut self, frame: &mut [u8]) -> Result<(), ProtoError> {
+        self.seal_frame(TYPE_DATA, frame)
+    }
+
+    /// Seals a frame of any type byte; sealing [`TYPE_END`] finishes the direction.
+    pub(crate) fn seal_frame(&mut self, kind: u8, frame: &mut [u8]) -> Result<(), ProtoError> {
+        assert!(
+            (RECORD_OVERHEAD..=RECORD_MAX_LEN).contains(&frame.len()),
+            "a frame holds header, type, body and tag, at most {RECORD_MAX_LEN} bytes"
+        );
+        if self.ended {
+            return Err(ProtoError::SealAfterEnd);
+        }
+        let ciphertext_len =
+            u16::try_from(frame.len() - RECORD_HEADER_LEN).expect("checked against RECORD_MAX_LEN");
+        let (header, rest) = frame.split_at_mut(RECORD_HEADER_LEN);
+        header.copy_from_slice(&ciphertext_len.to_be_bytes());
+        rest[0] = kind;
+        let (plaintext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        tag.copy_from_slice(&self.cipher.seal(&[], plaintext)?);
+        self.ended = kind == TYPE_END;
+        Ok(())
+    }
+
+    /// Makes the next record use counter `n` (vectors for skipped and repeated counters).
+    #[cfg(test)]
+    pub(crate) fn set_counter(&mut self, n: u64) {
+        self.cipher.set_counter(crate::proto::cipher::Counter::starting_at(n));
+    }
+
+    fn seal_record(&mut self, kind: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        let start = out.len();
+        out.resize(start + RECORD_OVERHEAD + body.len(), 0);
+        out[start + BODY_OFFSET..start + BODY_OFFSET + body.len()].copy_from_slice(body);
+        let sealed = self.seal_frame(kind, &mut out[start..]);
+        if sealed.is_err() {
+            out.truncate(start);
+        }
+        sealed
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("next", &self.cipher.counter()).field("ended", &self.ended).finish()
+    }
+}
+
+/// Where the receiving direction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenerState {
+    /// Records may arrive.
+    Open,
+    /// The peer's end-of-stream arrived; only the transport's close may follow.
+    Ended,
+    /// A record failed; the direction is dead.
+    Failed,
+}
+
+/// The receiving direction: turns records back into stream data, in place.
+pub struct Opener {
+    cipher: CipherState,
+    state: OpenerState,
+}
+
+impl Opener {
+    pub(crate) fn new(cipher: CipherState) -> Self {
+        Opener { cipher, state: OpenerState::Open }
+    }
+
+    /// Opens the record at the front of `buf`, decrypting it in place. `Ok(None)` means `buf` does not
+    /// hold a whole record yet: read more and call again with the bytes appended.
+    ///
+    /// # Errors
+    /// Every [`ProtoError`] a record can cause; the direction is then dead and every later call fails.
+    pub fn open<'a>(&mut self, buf: &'a mut [u8]) -> Result<Option<Opened<'a>>, ProtoError> {
+        match self.state {
+            OpenerState::Failed => return Err(ProtoError::Failed),
+            OpenerState::Ended if buf.is_empty() => return Ok(None),
+            OpenerState::Ended => return self.fail(ProtoError::RecordAfterEnd),
+            OpenerState::Open => {}
+        }
+        let Some((header, rest)) = buf.split_first_chunk_mut::<RECORD_HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = u16::from_be_bytes(*header);
+        if usize::from(len) < RECORD_MIN_CIPHERTEXT {
+            return self.fail(ProtoError::RecordTooShort(len));
+        }
+        let Some(ciphertext) = rest.get_mut(..usize::from(len)) else {
+            return Ok(None);
+        };
+        let (plaintext, tag) = ciphertext.split_at_mut(ciphertext.len() - TAG_LEN);
+        let tag: &[u8; TAG_LEN] = (&*tag).try_into().expect("split TAG_LEN bytes off the end");
+        if let Err(e) = self.cipher.open(&[], plaintext, tag) {
+            return self.fail(e);
+        }
+        let consumed = RECORD_HEADER_LEN + usize::from(len);
+        let (&mut kind, body) =
+            plaintext.split_first_mut().expect("a ciphertext holds at least the type byte");
+        let record = match kind {
+            TYPE_DATA => Record::Data(body),
+            TYPE_END if body.is_empty() => {
+                self.state = OpenerState::Ended;
+                Record::End
+            }
+            TYPE_END => return self.fail(ProtoError::EndWithBody),
+            other => return self.fail(ProtoError::UnknownRecordType(other)),
+        };
+        Ok(Some(Opened { record, consumed }))
+    }
+
+    /// Called when the transport has closed, with whatever bytes were left unopened.
+    ///
+    /// # Errors
+    /// [`ProtoError::Truncated`] unless the peer's end-of-stream arrived and nothing followed it: a
+    /// close without one must never pass for a clean end.
+    pub fn finish(&self, leftover: &[u8]) -> Result<(), ProtoError> {
+        match self.state {
+            OpenerState::Ended if leftover.is_empty() => Ok(()),
+            OpenerState::Ended => Err(ProtoError::RecordAfterEnd),
+            OpenerState::Open => Err(ProtoError::Truncated),
+            OpenerState::Failed => Err(ProtoError::Failed),
+        }
+    }
+
+    /// Whether the peer's end-of-stream has arrived.
+    pub fn is_ended(&self) -> bool {
+        self.state == OpenerState::Ended
+    }
+
+    fn fail<T>(&mut self, e: ProtoError) -> Result<T, ProtoError> {
+        self.state = OpenerState::Failed;
+        Err(e)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cipher_mut(&mut self) -> &mut CipherState {
+        &mut self.cipher
+    }
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener").field("next", &self.cipher.counter()).field("state", &self.state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::cipher::Counter;
+
+    fn pair() -> (Sealer, Opener) {
+        (Sealer::new(CipherState::new(&[7; 32])), Opener::new(CipherState::new(&[7; 32])))
+    }
+
+    fn open_all(rx: &mut Opener, mut wire: Vec<u8>) -> Result<(Vec<u8>, bool), ProtoError> {
+        let (mut data, mut at) = (Vec::new(), 0);
+        while let Some(opened) = rx.open(&mut wire[at..])? {
+            match opened.record {
+                Record::Data(d) => data.extend_from_slice(d),
+                Record::End => {}
+            }
+            at += opened.consumed;
+        }
+        rx.finish(&wire[at..])?;
+        Ok((data, rx.is_ended()))
+    }
+
+    #[test]
+    fn data_is_chunked_at_the_maximum_and_ends_cleanly() {
+        let (mut tx, mut rx) = pair();
+        let data: Vec<u8> = (0..MAX_RECORD_DATA * 2 + 5).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        tx.seal_data(&data, &mut wire).unwrap();
+        tx.seal_end(&mut wire).unwrap();
+        assert_eq!(wire.len(), data.len() + 4 * RECORD_OVERHEAD, "three data records and an end");
+        assert_eq!(open_all(&mut rx, wire), Ok((data, true)));
+    }
+
+    #[test]
+    fn empty_data_is_one_empty_record() {
+        let (mut tx, mut rx) = pair();
+        let mut wire = Vec::new();
+        tx.seal_data(&[], &mut wire).unwrap();
+        assert_eq!(wire.len(), RECORD_OVERHEAD);
+        assert_eq!(rx.open(&mut wire).unwrap(), Some(Opened { record: Record::Data(&[]), consumed: 19 }));
+    }
+
+    #[test]
+    fn close_without_end_is_truncation() {
+        let (mut tx, mut rx) = pair();
+        let mut wire = Vec::new();
+        tx.seal_data(b"complete record", &mut wire).unwrap();
+        assert_eq!(open_all(&mut rx, wire), Err(ProtoError::Truncated));
+    }
+
+    #[test]
+    fn close_inside_a_record_is_truncation() {
+        let (mut tx, mut rx) = pair();
+        let mut wire = Vec::new();
+        tx.seal_data(b"abc", &mut wire).unwrap();
+        wire.truncate(wire.len() - 1);
+        assert_eq!(rx.open(&mut wire).unwrap(), None);
+        assert_eq!(rx.finish(&wire), Err(ProtoError::Truncated));
+    }
+
+    #[test]
+    fn anything_after_end_is_refused() {
+        let (mut tx, mut rx) = pair();
+        let mut wire = Vec::new();
+        tx.seal_end(&mut wire).unwrap();
+        assert_eq!(tx.seal_data(b"late", &mut wire), Err(ProtoError::SealAfterEnd));
+        assert_eq!(wire.len(), RECORD_OVERHEAD, "a refused seal leaves nothing behind");
+        wire.push(0);
+        let opened = rx.open(&mut wire).unwrap().unwrap();
+        assert_eq!(opened.record, Record::End);
+        assert_eq!(rx.open(&mut wire[19..]), Err(ProtoError::RecordAfterEnd));
+        assert_eq!(rx.open(&mut []), Err(ProtoError::Failed), "a failed direction stays failed");
+    }
+
+    #[test]
+    fn short_length_unknown_type_and_end_with_body_are_refused() {
+        let (_, mut rx) = pair();
+        assert_eq!(rx.open(&mut [0, 16, 0]), Err(ProtoError::RecordTooShort(16)));
+
+        for (kind, body, expected) in [
+            (0x02, &b""[..], ProtoError::UnknownRecordType(2)),
+            (0xff, b"x", ProtoError::UnknownRecordType(0xff)),
+            (TYPE_END, b"x", ProtoError::EndWithBody),
+        ] {
+            let (mut tx, mut rx) = pair();
+            let mut frame = vec![0; RECORD_OVERHEAD + body.len()];
+            frame[BODY_OFFSET..BODY_OFFSET + body.len()].copy_from_slice(body);
+            tx.seal_frame(kind, &mut frame).unwrap();
+            assert_eq!(rx.open(&mut frame), Err(expected));
+        }
+    }
+
+    #[test]
+    fn records_out_of_order_fail() {
+        let (mut tx, mut rx) = pair();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        tx.seal_data(b"first", &mut first).unwrap();
+        tx.seal_data(b"second", &mut second).unwrap();
+        assert_eq!(rx.open(&mut second), Err(ProtoError::RecordAuth));
+    }
+
+    #[test]
+    fn a_full_size_record_from_another_implementation_is_accepted() {
+        let (mut tx, mut rx) = pair();
+        let mut frame = vec![0x5a; RECORD_MAX_LEN];
+        tx.seal_frame(TYPE_DATA, &mut frame).unwrap();
+        assert_eq!(&frame[..2], &[0xff, 0xff]);
+        let opened = rx.open(&mut frame).unwrap().unwrap();
+        assert_eq!(opened.consumed, RECORD_MAX_LEN);
+        assert_eq!(opened.record, Record::Data(&[0x5a; RECORD_MAX_BODY][..]));
+    }
+
+    #[test]
+    fn counters_stop_before_wrapping() {
+        let (mut tx, mut rx) = pair();
+        tx.set_counter(u64::MAX - 1);
+        rx.cipher_mut().set_counter(Counter::starting_at(u64::MAX - 1));
+        let mut wire = Vec::new();
+        tx.seal_data(b"last", &mut wire).unwrap();
+        assert_eq!(tx.seal_data(b"one too many", &mut wire), Err(ProtoError::NonceExhausted));
+        let opened = rx.open(&mut wire).unwrap().unwrap();
+        assert_eq!(opened.record, Record::Data(b"last"));
+        let mut forged = wire.clone();
+        assert_eq!(rx.open(&mut forged), Err(ProtoError::NonceExhausted));
+    }
+}
