@@ -226,7 +226,12 @@ fn fail_record_vectors() -> Value {
             &cat(&[&confirm, &at(2, TYPE_DATA, b"counter 2 in place of 1")]),
             "RecordAuth",
         ),
-        fail_case("record_after_end", "i2r", &cat(&[&confirm, &a, &end, &b]), "RecordAfterEnd"),
+        fail_case(
+            "record_after_end",
+            "i2r",
+            &cat(&[&confirm, &a, &at(2, TYPE_END, b""), &at(3, TYPE_DATA, b"late")]),
+            "RecordAfterEnd",
+        ),
         fail_case("unknown_type", "i2r", &cat(&[&confirm, &at(1, 0x02, b"")]), "UnknownRecordType(2)"),
         fail_case("end_with_body", "i2r", &cat(&[&confirm, &at(1, TYPE_END, b"x")]), "EndWithBody"),
         fail_case("length_below_minimum", "i2r", &too_short, "RecordTooShort(16)"),

@@ -1,0 +1,86 @@
+//! Property tests: any delivery of a valid stream decodes to the same plaintext; any single bit flip is
+//! refused and never yields plaintext that was not sent.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use spiped::proto::{EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Psk, Responder};
+
+fn psk() -> Psk {
+    Psk::from_key_file(b"property test key file, 32 bytes or more")
+}
+
+/// A sequence of writes: each one sealed as it comes, like a daemon forwarding reads.
+fn writes() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => prop::collection::vec(any::<u8>(), 0..64),
+            1 => prop::collection::vec(any::<u8>(), 0..40_000),
+        ],
+        0..8,
+    )
+}
+
+/// Seals `writes` with the client's sealer, ending the stream if `end`.
+fn seal(pair: &mut Pair, writes: &[Vec<u8>], end: bool) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for w in writes {
+        pair.client_tx.seal_data(w, &mut wire).unwrap();
+    }
+    if end {
+        pair.client_tx.seal_end(&mut wire).unwrap();
+    }
+    wire
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_decodes_to_the_same_plaintext(
+        writes in writes(),
+        pieces in prop::collection::vec(1usize..70_000, 1..16),
+        end in any::<bool>(),
+    ) {
+        let mut pair = establish(&psk());
+        let wire = seal(&mut pair, &writes, end);
+        let got = receive(&mut pair.server_rx, &wire, &pieces);
+        prop_assert_eq!(got.data, writes.concat());
+        prop_assert_eq!(got.error, if end { None } else { Some(spiped::proto::ProtoError::Truncated) });
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_records_is_refused_and_never_yields_wrong_plaintext(
+        writes in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 1..6),
+        bit in any::<prop::sample::Index>(),
+        pieces in prop::collection::vec(1usize..5000, 1..4),
+    ) {
+        let mut pair = establish(&psk());
+        let mut wire = seal(&mut pair, &writes, true);
+        let bit = bit.index(wire.len() * 8);
+        wire[bit / 8] ^= 1 << (bit % 8);
+        let got = receive(&mut pair.server_rx, &wire, &pieces);
+        prop_assert!(got.error.is_some(), "flipping bit {} went unnoticed", bit);
+        prop_assert!(writes.concat().starts_with(&got.data), "delivered bytes that were never sent");
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_handshake_is_refused(
+        ei in any::<[u8; 32]>(),
+        er in any::<[u8; 32]>(),
+        bit in 0..(HELLO_LEN + MSG2_LEN) * 8,
+    ) {
+        let psk = psk();
+        let (initiator, mut hello) = Initiator::start(&psk, EphemeralKey::from_bytes(ei));
+        if bit < HELLO_LEN * 8 {
+            hello[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).is_err());
+        } else {
+            let (_, mut msg2) = Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).unwrap();
+            let bit = bit - HELLO_LEN * 8;
+            msg2[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(initiator.read_response(&msg2, &mut Vec::new()).is_err());
+        }
+    }
+}

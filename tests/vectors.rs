@@ -1,0 +1,232 @@
+//! Known-answer vectors from `tests/vectors/`: our implementation must reproduce every byte of
+//! `handshake.json` and refuse every `fail_*` case with the stated error; the independent `snow`
+//! implementation must reproduce `handshake.json` too, which is what makes the vectors trustworthy.
+
+mod common;
+
+use common::*;
+use serde::Deserialize;
+use spiped::proto::{
+    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE, PROLOGUE, PROTOCOL_NAME, ProtoError,
+    Psk, RECORD_OVERHEAD, Record, Responder, TYPE_DATA, TYPE_END,
+};
+
+#[derive(Deserialize)]
+struct Handshake {
+    protocol_name: String,
+    prologue_hex: String,
+    key_file_hex: String,
+    psk_hex: String,
+    initiator_ephemeral_private_hex: String,
+    responder_ephemeral_private_hex: String,
+    preamble_hex: String,
+    hello_hex: String,
+    msg2_hex: String,
+    records: Vec<RecordVector>,
+}
+
+#[derive(Deserialize)]
+struct RecordVector {
+    direction: String,
+    #[serde(rename = "type")]
+    kind: String,
+    body_hex: String,
+    record_hex: String,
+}
+
+#[derive(Deserialize)]
+struct FailFile {
+    cases: Vec<FailCase>,
+}
+
+#[derive(Deserialize)]
+struct FailCase {
+    name: String,
+    step: String,
+    input_hex: String,
+    error: String,
+}
+
+fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+fn array<const N: usize>(s: &str) -> [u8; N] {
+    unhex(s).try_into().unwrap()
+}
+
+fn type_byte(kind: &str) -> u8 {
+    match kind {
+        "data" => TYPE_DATA,
+        "end" => TYPE_END,
+        other => panic!("unknown record type {other} in a vector"),
+    }
+}
+
+struct Keys {
+    psk: Psk,
+    k: [u8; 32],
+    ei: [u8; 32],
+    er: [u8; 32],
+}
+
+fn keys(v: &Handshake) -> Keys {
+    Keys {
+        psk: Psk::from_key_file(&unhex(&v.key_file_hex)),
+        k: array(&v.psk_hex),
+        ei: array(&v.initiator_ephemeral_private_hex),
+        er: array(&v.responder_ephemeral_private_hex),
+    }
+}
+
+#[test]
+fn constants_match_the_vectors() {
+    let v: Handshake = load("handshake.json");
+    assert_eq!(v.protocol_name.as_bytes(), PROTOCOL_NAME);
+    assert_eq!(unhex(&v.prologue_hex), PROLOGUE);
+    assert_eq!(unhex(&v.preamble_hex), PREAMBLE);
+    use sha2::Digest;
+    assert_eq!(
+        sha2::Sha256::digest(unhex(&v.key_file_hex)).to_vec(),
+        unhex(&v.psk_hex),
+        "K = SHA-256(key file)"
+    );
+}
+
+#[test]
+fn our_implementation_reproduces_handshake_json() {
+    let v: Handshake = load("handshake.json");
+    let keys = keys(&v);
+    let (initiator, hello) = Initiator::start(&keys.psk, EphemeralKey::from_bytes(keys.ei));
+    assert_eq!(hex::encode(hello), v.hello_hex);
+    let (unconfirmed, msg2) =
+        Responder::accept(&keys.psk, &hello, EphemeralKey::from_bytes(keys.er)).unwrap();
+    assert_eq!(hex::encode(msg2), v.msg2_hex);
+    let mut first = Vec::new();
+    let (mut ctx, mut crx) = initiator.read_response(&msg2, &mut first).unwrap().split();
+    assert_eq!(hex::encode(&first), v.records[0].record_hex, "the confirmation record");
+    let Confirm::Confirmed { transport, .. } = unconfirmed.confirm(&mut first).unwrap() else { panic!() };
+    let (mut stx, mut srx) = transport.split();
+
+    for r in &v.records[1..] {
+        let body = unhex(&r.body_hex);
+        let (tx, rx) = if r.direction == "i2r" { (&mut ctx, &mut srx) } else { (&mut stx, &mut crx) };
+        let mut wire = Vec::new();
+        match r.kind.as_str() {
+            "data" => {
+                let mut frame = vec![0u8; RECORD_OVERHEAD + body.len()];
+                frame[3..3 + body.len()].copy_from_slice(&body);
+                tx.seal_data_frame(&mut frame).unwrap();
+                wire = frame;
+            }
+            _ => tx.seal_end(&mut wire).unwrap(),
+        }
+        assert_eq!(hex::encode(&wire), r.record_hex, "sealing {} {}", r.direction, r.kind);
+        let opened = rx.open(&mut wire).unwrap().unwrap();
+        let expected = if r.kind == "data" { Record::Data(&body) } else { Record::End };
+        assert_eq!(opened.record, expected);
+    }
+    assert!(srx.finish(&[]).is_ok() && crx.finish(&[]).is_ok(), "both directions ended cleanly");
+}
+
+#[test]
+fn snow_reproduces_handshake_json() {
+    let v: Handshake = load("handshake.json");
+    let keys = keys(&v);
+    let mut init = snow_builder(&keys.k, Some(&keys.ei)).build_initiator().unwrap();
+    let mut resp = snow_builder(&keys.k, Some(&keys.er)).build_responder().unwrap();
+    let hello = snow_hello(&mut init);
+    assert_eq!(hex::encode(hello), v.hello_hex);
+    let msg2 = snow_msg2(&mut resp, &hello).unwrap();
+    assert_eq!(hex::encode(msg2), v.msg2_hex);
+    init.read_message(&msg2, &mut []).unwrap();
+    let mut init = init.into_transport_mode().unwrap();
+    let mut resp = resp.into_transport_mode().unwrap();
+
+    for r in &v.records {
+        let (tx, rx) = if r.direction == "i2r" { (&mut init, &mut resp) } else { (&mut resp, &mut init) };
+        let wire = snow_record(tx, type_byte(&r.kind), &unhex(&r.body_hex));
+        assert_eq!(hex::encode(&wire), r.record_hex, "snow sealing {} {}", r.direction, r.kind);
+        assert_eq!(snow_read_records(rx, &wire), vec![(type_byte(&r.kind), unhex(&r.body_hex))]);
+    }
+}
+
+/// Runs one fail case; `Err` names the error as the vectors spell it.
+fn run_fail_case(v: &Handshake, case: &FailCase) -> Result<(), String> {
+    let keys = keys(v);
+    let input = unhex(&case.input_hex);
+    let name = |e: ProtoError| format!("{e:?}");
+    match case.step.as_str() {
+        "accept" => {
+            let hello: &[u8; HELLO_LEN] =
+                input.as_slice().try_into().map_err(|_| "Incomplete".to_string())?;
+            Responder::accept(&keys.psk, hello, EphemeralKey::from_bytes(keys.er)).map(drop).map_err(name)
+        }
+        "response" => {
+            let msg2: &[u8; MSG2_LEN] = input.as_slice().try_into().map_err(|_| "Incomplete".to_string())?;
+            let (initiator, _) = Initiator::start(&keys.psk, EphemeralKey::from_bytes(keys.ei));
+            initiator.read_response(msg2, &mut Vec::new()).map(drop).map_err(name)
+        }
+        "i2r" => {
+            let hello: [u8; HELLO_LEN] = array(&v.hello_hex);
+            let (unconfirmed, _) =
+                Responder::accept(&keys.psk, &hello, EphemeralKey::from_bytes(keys.er)).unwrap();
+            let mut stream = input;
+            let (transport, consumed) = match unconfirmed.confirm(&mut stream).map_err(name)? {
+                Confirm::NeedMore(_) => return Err(name(ProtoError::Truncated)),
+                Confirm::Confirmed { transport, consumed, .. } => (transport, consumed),
+            };
+            let (_, mut rx) = transport.split();
+            let got = receive(&mut rx, &stream[consumed..], &[stream.len()]);
+            got.error.map_or(Ok(()), |e| Err(name(e)))
+        }
+        other => panic!("unknown step {other} in case {}", case.name),
+    }
+}
+
+fn check_fail_file(file: &str) {
+    let v: Handshake = load("handshake.json");
+    let fails: FailFile = load(file);
+    assert!(fails.cases.len() >= 10, "{file} holds its cases");
+    for case in &fails.cases {
+        let got = run_fail_case(&v, case);
+        assert_eq!(got, Err(case.error.clone()), "case {}", case.name);
+    }
+}
+
+#[test]
+fn every_failing_handshake_is_refused_with_its_error() {
+    check_fail_file("fail_handshake.json");
+}
+
+#[test]
+fn every_failing_record_stream_is_refused_with_its_error() {
+    check_fail_file("fail_records.json");
+}
+
+#[test]
+fn snow_also_refuses_the_forged_handshake_messages() {
+    let v: Handshake = load("handshake.json");
+    let keys = keys(&v);
+    let fails: FailFile = load("fail_handshake.json");
+    for case in fails.cases.iter().filter(|c| c.error == "HandshakeAuth") {
+        let input = unhex(&case.input_hex);
+        let refused = match case.step.as_str() {
+            "accept" => {
+                let mut resp = snow_builder(&keys.k, Some(&keys.er)).build_responder().unwrap();
+                snow_msg2(&mut resp, input.as_slice().try_into().unwrap()).is_err()
+            }
+            _ => {
+                let mut init = snow_builder(&keys.k, Some(&keys.ei)).build_initiator().unwrap();
+                snow_hello(&mut init);
+                init.read_message(&input, &mut []).is_err()
+            }
+        };
+        assert!(refused, "snow accepted case {}", case.name);
+    }
+}
