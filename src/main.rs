@@ -1,19 +1,38 @@
-//! `spiped`: the daemon's command line arrives with the daemon milestone (issue 3). Until then this
-//! binary reports its version and says so, rather than pretending to forward anything.
+//! `spiped`: parse the command line, set up logging, build the configuration, run, map to an exit code.
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use spiped::cli::{Args, USAGE};
+use spiped::config::Config;
+
 fn main() -> ExitCode {
-    let version = env!("CARGO_PKG_VERSION");
-    match std::env::args().nth(1).as_deref() {
-        Some("-v" | "--version") => {
-            println!("spiped-rs {version}");
-            ExitCode::SUCCESS
+    let args = match Args::try_parse_from_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
-        _ => {
-            eprintln!("spiped-rs {version}: the protocol core is built; the daemon is not yet.");
-            eprintln!("Try `cargo run --release --example demo` for an in-memory demonstration.");
-            ExitCode::from(1)
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    spiped::logging::init(&args.log_level);
+    let config = match Config::from_args(&args) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    match spiped::app::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spiped: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// spiped's behaviour for bad arguments: a one-line reason, the usage, exit 1.
+fn usage_error(reason: &str) -> ExitCode {
+    let line = reason.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    eprintln!("spiped: {line}");
+    eprintln!("usage: {USAGE}");
+    ExitCode::FAILURE
 }

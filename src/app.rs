@@ -1,0 +1,128 @@
+//! Start-up in spiped's order, then the runtime: resolve, read the key, bind, daemonize, drop
+//! privileges, serve until SIGTERM, drain.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::daemon;
+use crate::logging;
+use crate::tunnel::addr::{Addr, TargetAddrs};
+use crate::tunnel::stream::TcpOptions;
+use crate::tunnel::{self, Listener, Stats, StdListener, Tunnel};
+
+/// Runs the daemon until it is told to stop.
+///
+/// # Errors
+/// Anything that stops it from starting, with context for the operator.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let daemonize = !config.foreground;
+    let mut daemon = None;
+    if daemonize && config.wait_for_dns {
+        daemon = Some(become_daemon(&config)?);
+    }
+    let resolved = config.resolve()?;
+    let psk = config.load_key()?;
+    let socket =
+        bind(&resolved.source).with_context(|| format!("cannot listen on {}", config.source_spec))?;
+    if daemonize && daemon.is_none() {
+        daemon = Some(become_daemon(&config)?);
+    }
+    if let Some(who) = &config.user {
+        daemon::drop_privileges(who).context("cannot drop privileges (-u)")?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start")?;
+    runtime.block_on(async {
+        let listener = Listener::from_std(socket).context("cannot use the listening socket")?;
+        let target = TargetAddrs::new(config.target_spec.clone(), resolved.target);
+        if let Some(interval) = config.reresolve {
+            tokio::spawn(target.clone().refresh_every(interval));
+        }
+        let tunnel = Arc::new(Tunnel {
+            mode: config.mode,
+            psk,
+            target,
+            bind: resolved.bind,
+            timeout: config.timeout,
+            max_connections: config.max_connections,
+            tcp: TcpOptions { keepalive: config.keepalive },
+            stats: Stats::default(),
+        });
+        let shutdown = shutdown_signal(config.foreground).context("cannot install signal handlers")?;
+        tracing::info!(
+            mode = ?config.mode,
+            source = %config.source_spec,
+            target = %config.target_spec,
+            "listening"
+        );
+        let _pid_file = daemon.map(daemon::Daemon::ready);
+        tunnel::run(listener, tunnel, shutdown).await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    if let crate::tunnel::addr::SocketSpec::Unix(path) = &config.source_spec {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
+    let daemon = daemon::daemonize(&config.pid_file).context("cannot daemonize")?;
+    if config.syslog {
+        logging::switch_to_syslog().context("cannot reach syslog at /dev/log")?;
+    }
+    Ok(daemon)
+}
+
+/// Binds the source before the runtime exists, so a daemonizing parent knows it worked.
+fn bind(addr: &Addr) -> std::io::Result<StdListener> {
+    match addr {
+        Addr::Tcp(a) => Ok(StdListener::Tcp(std::net::TcpListener::bind(a)?)),
+        Addr::Unix(path) => {
+            remove_stale_socket(path);
+            Ok(StdListener::Unix(std::os::unix::net::UnixListener::bind(path)?))
+        }
+    }
+}
+
+/// A unix socket left behind by an earlier run would make bind fail; nothing listens on it if a
+/// connection is refused, so it is removed. Anything that is not a socket is left alone.
+fn remove_stale_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Completes on the first SIGTERM (or SIGINT in the foreground); a second one exits at once.
+fn shutdown_signal(foreground: bool) -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = if foreground { Some(signal(SignalKind::interrupt())?) } else { None };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                Some(_) = async { match &mut int { Some(i) => i.recv().await, None => std::future::pending().await } } => {}
+            }
+            match tx.take() {
+                Some(tx) => {
+                    tracing::info!("signal received: draining (a second signal stops at once)");
+                    let _ = tx.send(());
+                }
+                None => {
+                    tracing::warn!("second signal: exiting without waiting for live connections");
+                    std::process::exit(1);
+                }
+            }
+        }
+    });
+    Ok(async move {
+        let _ = rx.await;
+    })
+}

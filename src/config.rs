@@ -1,0 +1,183 @@
+//! From [`Args`] to what the daemon runs with: the only place a flag becomes a value. Resolving
+//! addresses and reading the key happen here, before the runtime starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Args, UserGroup};
+use crate::key::{self, KeyError};
+use crate::proto::Psk;
+use crate::tunnel::Mode;
+use crate::tunnel::addr::{Addr, AddrError, SocketSpec};
+
+/// The daemon's settings.
+#[derive(Debug)]
+pub struct Config {
+    /// -e or -d.
+    pub mode: Mode,
+    /// The source address as written, for logs and the default pid file.
+    pub source_spec: SocketSpec,
+    /// The target address as written; a host name is re-resolved.
+    pub target_spec: SocketSpec,
+    /// The key file path (or `-`).
+    pub key_file: PathBuf,
+    /// -b.
+    pub bind_spec: Option<SocketSpec>,
+    /// -D.
+    pub wait_for_dns: bool,
+    /// -F.
+    pub foreground: bool,
+    /// Not -j.
+    pub keepalive: bool,
+    /// -n; 0 is no limit.
+    pub max_connections: usize,
+    /// -o.
+    pub timeout: Duration,
+    /// Where the pid goes when daemonized: -p, or `<source>.pid`.
+    pub pid_file: PathBuf,
+    /// -r / -R.
+    pub reresolve: Option<Duration>,
+    /// --syslog.
+    pub syslog: bool,
+    /// -u.
+    pub user: Option<UserGroup>,
+    /// --log-level.
+    pub log_level: String,
+}
+
+/// The addresses and key, resolved and read.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The source address to listen on.
+    pub source: Addr,
+    /// The target's addresses, in order.
+    pub target: Vec<Addr>,
+    /// -b, resolved.
+    pub bind: Option<Addr>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An address is malformed or does not resolve.
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    /// The key cannot be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// -b names a unix path, or the source a name with several addresses.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Checks the arguments' addresses (syntax only) and builds the settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Addr`] for a malformed address.
+    pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
+        let source_spec = SocketSpec::parse(&args.source)?;
+        let bind_spec = args.bind.as_deref().map(SocketSpec::parse).transpose()?;
+        if let Some(SocketSpec::Unix(_)) = bind_spec {
+            return Err(ConfigError::Invalid(
+                "-b takes an IP address and port, not a unix socket path".into(),
+            ));
+        }
+        Ok(Config {
+            mode: if args.encrypt { Mode::Encrypt } else { Mode::Decrypt },
+            pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
+            source_spec,
+            target_spec: SocketSpec::parse(&args.target)?,
+            key_file: args.key_file.clone(),
+            bind_spec,
+            wait_for_dns: args.wait_for_dns,
+            foreground: args.foreground,
+            keepalive: !args.no_keepalive,
+            max_connections: args.max_connections,
+            timeout: args.timeout,
+            reresolve: args.reresolve(),
+            syslog: args.syslog,
+            user: args.user.clone(),
+            log_level: args.log_level.clone(),
+        })
+    }
+
+    /// Resolves the source, target and bind addresses, once; with -D, retries every second until the
+    /// lookups succeed.
+    ///
+    /// # Errors
+    /// [`ConfigError::Addr`] when a lookup fails without -D.
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let source = self.retry(|| self.source_spec.resolve_blocking())?.swap_remove(0);
+        let target = self.retry(|| self.target_spec.resolve_blocking())?;
+        let bind = match &self.bind_spec {
+            Some(spec) => Some(self.retry(|| spec.resolve_blocking())?.swap_remove(0)),
+            None => None,
+        };
+        Ok(Resolved { source, target, bind })
+    }
+
+    /// Reads the key file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Key`].
+    pub fn load_key(&self) -> Result<Psk, ConfigError> {
+        let loaded = key::load(&self.key_file)?;
+        if let Some(mode) = loaded.too_open {
+            tracing::warn!(
+                "key file {} is readable by others (mode {mode:o}); chmod 600 it",
+                self.key_file.display()
+            );
+        }
+        Ok(loaded.psk)
+    }
+
+    fn retry<T>(&self, mut lookup: impl FnMut() -> Result<T, AddrError>) -> Result<T, AddrError> {
+        loop {
+            match lookup() {
+                Ok(found) => return Ok(found),
+                Err(e) if self.wait_for_dns => {
+                    tracing::debug!("{e}; retrying in 1 s (-D)");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(extra: &[&str]) -> Result<Config, ConfigError> {
+        let base = ["spiped", "-e", "-s", "[127.0.0.1]:8000", "-t", "localhost:6379", "-k", "k"];
+        Config::from_args(&Args::try_parse_from(base.iter().chain(extra)).unwrap())
+    }
+
+    #[test]
+    fn pid_file_defaults_to_source_dot_pid() {
+        assert_eq!(config(&[]).unwrap().pid_file, PathBuf::from("[127.0.0.1]:8000.pid"));
+        assert_eq!(config(&["-p", "/run/p"]).unwrap().pid_file, PathBuf::from("/run/p"));
+    }
+
+    #[test]
+    fn keepalive_is_on_unless_j() {
+        assert!(config(&[]).unwrap().keepalive);
+        assert!(!config(&["-j"]).unwrap().keepalive);
+    }
+
+    #[test]
+    fn bind_must_be_an_ip_address() {
+        assert!(matches!(config(&["-b", "/tmp/x"]), Err(ConfigError::Invalid(_))));
+        assert!(config(&["-b", "[127.0.0.1]:0"]).is_ok());
+    }
+
+    #[test]
+    fn addresses_resolve_once() {
+        let r = config(&[]).unwrap().resolve().unwrap();
+        assert_eq!(r.source, Addr::Tcp("127.0.0.1:8000".parse().unwrap()));
+        assert!(r.target.iter().all(|a| matches!(a, Addr::Tcp(s) if s.port() == 6379)));
+    }
+}

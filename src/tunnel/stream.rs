@@ -1,0 +1,150 @@
+//! One type for the two kinds of socket spiped speaks over, TCP and unix, split into owned halves so
+//! each direction of a connection can be driven on its own.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream, UnixStream, tcp, unix};
+
+use super::addr::Addr;
+
+/// A connected socket.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP, with TCP_NODELAY set.
+    Tcp(TcpStream),
+    /// A unix-domain stream socket.
+    Unix(UnixStream),
+}
+
+/// Socket options for TCP connections, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOptions {
+    /// SO_KEEPALIVE, on unless -j.
+    pub keepalive: bool,
+}
+
+impl Stream {
+    /// Wraps an accepted or connected TCP stream, applying TCP_NODELAY and keepalive.
+    pub fn tcp(stream: TcpStream, options: TcpOptions) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        socket2::SockRef::from(&stream).set_keepalive(options.keepalive)?;
+        Ok(Stream::Tcp(stream))
+    }
+
+    /// Connects to `addr`, binding TCP connections to `bind` first when given.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    pub async fn connect(addr: &Addr, bind: Option<&Addr>, options: TcpOptions) -> io::Result<Self> {
+        match addr {
+            Addr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+            Addr::Tcp(target) => {
+                let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                if let Some(Addr::Tcp(local)) = bind {
+                    socket.bind(*local)?;
+                }
+                Self::tcp(socket.connect(*target).await?, options)
+            }
+        }
+    }
+
+    /// Splits into halves that can be moved to different futures.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Stream::Unix(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Unix(r), WriteHalf::Unix(w))
+            }
+        }
+    }
+}
+
+/// The reading half of a [`Stream`].
+#[derive(Debug)]
+pub enum ReadHalf {
+    /// TCP.
+    Tcp(tcp::OwnedReadHalf),
+    /// Unix.
+    Unix(unix::OwnedReadHalf),
+}
+
+/// The writing half of a [`Stream`]; `shutdown` sends a FIN (half-close).
+#[derive(Debug)]
+pub enum WriteHalf {
+    /// TCP.
+    Tcp(tcp::OwnedWriteHalf),
+    /// Unix.
+    Unix(unix::OwnedWriteHalf),
+}
+
+impl WriteHalf {
+    /// Aborts the connection instead of ending it cleanly: for TCP an RST (SO_LINGER 0, and no FIN
+    /// first), so the far side cannot take a failed stream for a complete one. Unix sockets have no
+    /// such signal; they are closed without a shutdown. The socket closes once the read half is
+    /// dropped too.
+    pub fn abort(self) {
+        match self {
+            WriteHalf::Tcp(w) => {
+                // Best effort: the socket is being closed either way.
+                let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(Duration::ZERO));
+                w.forget();
+            }
+            WriteHalf::Unix(w) => w.forget(),
+        }
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Unix(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Unix(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Unix(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Unix(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            WriteHalf::Unix(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+}
