@@ -74,15 +74,29 @@ impl Spiped {
     /// Starts `spiped -F <args>` and waits until `wait_for` (a TCP `host:port` or a unix path)
     /// accepts connections.
     pub fn start(dir: &Path, name: &str, args: &[&str], wait_for: &str) -> Spiped {
+        Self::start_with_stdin(dir, name, args, wait_for, None)
+    }
+
+    /// As [`Spiped::start`], writing `stdin` to its standard input first.
+    pub fn start_with_stdin(
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+        wait_for: &str,
+        stdin: Option<&[u8]>,
+    ) -> Spiped {
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(spiped_bin())
+        let mut child = Command::new(spiped_bin())
             .arg("-F")
             .args(args)
             .args(["--log-level", "debug"])
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
         let mut daemon = Spiped { child, log };
         daemon.wait_listening(wait_for);
         daemon
@@ -172,7 +186,11 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server on a free port (and a unix socket in `dir` if asked).
     pub fn start(dir: &Path, unix: bool) -> Redis {
-        let port = free_port();
+        Self::start_on(dir, unix, free_port())
+    }
+
+    /// Starts redis-server on `port`.
+    pub fn start_on(dir: &Path, unix: bool, port: u16) -> Redis {
         let sock = dir.join("redis.sock");
         let mut cmd = Command::new("redis-server");
         cmd.args([
@@ -361,4 +379,21 @@ pub fn plain_addr(spiped_addr: &str) -> String {
         Some((ip, port)) if !ip.contains(':') => format!("{ip}:{port}"),
         _ => spiped_addr.to_string(),
     }
+}
+
+/// Waits until the log holds `needle`.
+pub fn wait_for_log(daemon: &Spiped, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !daemon.log_text().contains(needle) {
+        assert!(Instant::now() < deadline, "log never said {needle:?}:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads until the peer closes; `Ok` with what arrived, or the error that ended it. A read timeout
+/// guards against a test hanging forever if the daemon never closes.
+pub fn read_until_closed(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).map(|_| got)
 }

@@ -1,0 +1,204 @@
+//! The command line as users meet it: exit codes, messages, the key from standard input, and daemon
+//! mode with its pid file.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn version_exits_zero() {
+    let out = run_spiped(&["-v"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+}
+
+#[test]
+fn bad_arguments_print_a_reason_and_the_usage_and_exit_one() {
+    for args in [
+        &[][..],
+        &["-e", "-d", "-s", "[127.0.0.1]:1", "-t", "[127.0.0.1]:2", "-k", "k"],
+        &["-e", "-s", "[127.0.0.1]:1", "-t", "[127.0.0.1]:2"],
+        &["-e", "-s", "nonsense", "-t", "[127.0.0.1]:2", "-k", "k"],
+        &["-e", "-s", "[127.0.0.1]:1", "-t", "[127.0.0.1]:2", "-k", "k", "-o", "0"],
+        &["-e", "-s", "[127.0.0.1]:1", "-t", "[127.0.0.1]:2", "-k", "k", "-f", "-g"],
+        &["-e", "-s", "[127.0.0.1]:1", "-t", "[127.0.0.1]:2", "-k", "k", "-Q"],
+    ] {
+        let out = run_spiped(args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        let mut lines = err.lines();
+        assert!(lines.next().is_some_and(|l| l.starts_with("spiped: ")), "{args:?}: {err}");
+        assert!(lines.next().is_some_and(|l| l.starts_with("usage: spiped {-e | -d}")), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_short_key_is_refused_with_the_way_to_make_one() {
+    let dir = scratch("short-key");
+    let key = dir.join("short.key");
+    std::fs::write(&key, [1u8; 16]).unwrap();
+    let out = run_spiped(
+        &["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("dd if=/dev/urandom bs=32 count=1"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_key_file_and_a_busy_port_exit_one() {
+    let dir = scratch("startup-errors");
+    let out = run_spiped(
+        &["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", "/nonexistent/key"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/key"));
+
+    let key = key_file(&dir, "k");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let source = format!("[127.0.0.1]:{}", busy.local_addr().unwrap().port());
+    let out =
+        run_spiped(&["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot listen"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_world_readable_key_starts_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("open-key");
+    let key = key_file(&dir, "k");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let d = Spiped::start(
+        &dir,
+        "d",
+        &["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()],
+        &source,
+    );
+    assert!(d.log_text().contains("readable by others"), "{}", d.log_text());
+}
+
+#[test]
+fn the_key_can_come_from_standard_input() {
+    let dir = scratch("stdin-key");
+    let key = key_file(&dir, "k");
+    let redis = Redis::start(&dir, false);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let target = format!("[127.0.0.1]:{}", redis.port);
+    let bytes = std::fs::read(&key).unwrap();
+    let _d = Spiped::start_with_stdin(
+        &dir,
+        "d",
+        &["-d", "-s", &d_source, "-t", &target, "-k", "-"],
+        &d_source,
+        Some(&bytes),
+    );
+    let _e = Spiped::start(
+        &dir,
+        "e",
+        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
+        &e_source,
+    );
+    let port = e_source.rsplit_once(':').unwrap().1;
+    assert_eq!(redis_cli(&["-p", port, "ping"]).trim(), "PONG");
+}
+
+#[test]
+fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
+    let dir = scratch("daemon");
+    let key = key_file(&dir, "k");
+    let redis = Redis::start(&dir, false);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let pid_file = dir.join("d.pid");
+    let target = format!("[127.0.0.1]:{}", redis.port);
+    // Without -F: the parent returns only once the child is serving.
+    let status = Command::new(spiped_bin())
+        .args([
+            "-d",
+            "-s",
+            &d_source,
+            "-t",
+            &target,
+            "-k",
+            key.to_str().unwrap(),
+            "-p",
+            pid_file.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(
+        Command::new("kill").args(["-0", &pid.to_string()]).status().unwrap().success(),
+        "the daemon runs"
+    );
+
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let _e = Spiped::start(
+        &dir,
+        "e",
+        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
+        &e_source,
+    );
+    assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
+
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pid_file.exists() {
+        assert!(Instant::now() < deadline, "the pid file outlived the daemon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_mode_reports_a_failure_to_start_in_its_exit_code() {
+    let dir = scratch("daemon-fail");
+    let key = key_file(&dir, "k");
+    let out = run_spiped(
+        &[
+            "-d",
+            "-s",
+            "[127.0.0.1]:1",
+            "-t",
+            "[127.0.0.1]:2",
+            "-k",
+            key.to_str().unwrap(),
+            "-u",
+            "no-such-user-here",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no such user"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_default_pid_file_is_named_after_the_source() {
+    let dir = scratch("default-pid");
+    let key = key_file(&dir, "k");
+    let source = dir.join("listen.sock");
+    let status = Command::new(spiped_bin())
+        .args(["-d", "-s", source.to_str().unwrap(), "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let pid_file = dir.join("listen.sock.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pid_file.exists() || source.exists() {
+        assert!(Instant::now() < deadline, "pid file or socket left behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,160 @@
+//! Bad input, dead targets, limits and signals against the built `spiped`: each bad peer gets a closed
+//! connection, the daemon keeps serving, and Redis behind a `-d` end never sees a connection from a
+//! peer that did not prove it holds the key.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use spiped::proto::{EphemeralKey, Initiator, MSG2_LEN, PREAMBLE, Psk};
+use support::*;
+
+fn redis_target(redis: &Redis) -> String {
+    format!("[127.0.0.1]:{}", redis.port)
+}
+
+#[test]
+fn bad_peers_never_reach_the_target_and_the_daemon_keeps_serving() {
+    let dir = scratch("bad-peers");
+    let redis = Redis::start(&dir, false);
+    let key = key_file(&dir, "k");
+    let pipe = Pipe::start(&dir, &key, &redis_target(&redis), &["-o", "1"], &[]);
+    let before = redis.connections_received();
+
+    // A peer with the wrong key: message 1 fails, no message 2 comes back.
+    let wrong = Psk::from_key_file(&[0x55; 32]);
+    let mut conn = TcpStream::connect(pipe.d_addr()).unwrap();
+    let (_, hello) = Initiator::start(&wrong, EphemeralKey::generate(&mut rand::rng()));
+    conn.write_all(&hello).unwrap();
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "wrong key: nothing comes back");
+
+    // Garbage.
+    let mut conn = TcpStream::connect(pipe.d_addr()).unwrap();
+    conn.write_all(&pattern(3, 4096)).unwrap();
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "garbage: closed");
+
+    // A truncated handshake: the preamble and part of message 1, then the end.
+    let mut conn = TcpStream::connect(pipe.d_addr()).unwrap();
+    conn.write_all(&PREAMBLE).unwrap();
+    conn.write_all(&[0x42; 20]).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "truncated: closed");
+
+    // A peer that says nothing: closed after -o.
+    let mut conn = TcpStream::connect(pipe.d_addr()).unwrap();
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "silent: closed after -o");
+
+    // A peer holding the key that stops after message 2 (as a replayed hello would): it gets message 2,
+    // but without key confirmation the target is never contacted.
+    let psk = Psk::from_key_file(&std::fs::read(&key).unwrap());
+    let mut conn = TcpStream::connect(pipe.d_addr()).unwrap();
+    let (_, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rand::rng()));
+    conn.write_all(&hello).unwrap();
+    let mut msg2 = [0u8; MSG2_LEN];
+    conn.read_exact(&mut msg2).unwrap();
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "unconfirmed: closed after -o");
+
+    // Redis saw only our own INFO query.
+    assert_eq!(redis.connections_received(), before + 1, "no bad peer reached redis");
+    let log = pipe.d.log_text();
+    for expected in
+        ["handshake authentication failed", "not send the spiped-rs preamble", "handshake timed out"]
+    {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+    // And the next good client is served.
+    let port = pipe.e_addr().rsplit_once(':').unwrap().1.to_string();
+    assert_eq!(redis_cli(&["-p", &port, "ping"]).trim(), "PONG");
+}
+
+#[test]
+fn target_down_then_up() {
+    let dir = scratch("target-down");
+    let key = key_file(&dir, "k");
+    let port = free_port();
+    let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{port}"), &[], &[]);
+    let e_port = pipe.e_addr().rsplit_once(':').unwrap().1.to_string();
+
+    let mut conn = TcpStream::connect(pipe.e_addr()).unwrap();
+    conn.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    assert!(
+        read_until_closed(&mut conn).map_or(true, |got| got.is_empty()),
+        "no target: the client is closed"
+    );
+    wait_for_log(&pipe.d, "unreachable");
+
+    let _redis = Redis::start_on(&dir, false, port);
+    assert_eq!(redis_cli(&["-p", &e_port, "ping"]).trim(), "PONG");
+}
+
+#[test]
+fn the_connection_limit_holds_new_connections_in_the_backlog() {
+    let dir = scratch("limit");
+    let key = key_file(&dir, "k");
+    let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", echo_server()), &[], &["-n", "2"]);
+    let round_trip = |conn: &mut TcpStream, msg: &[u8]| {
+        conn.write_all(msg).unwrap();
+        let mut back = vec![0; msg.len()];
+        conn.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    };
+    let mut first = TcpStream::connect(pipe.e_addr()).unwrap();
+    let mut second = TcpStream::connect(pipe.e_addr()).unwrap();
+    round_trip(&mut first, b"one");
+    round_trip(&mut second, b"two");
+
+    let mut third = TcpStream::connect(pipe.e_addr()).unwrap();
+    third.write_all(b"three").unwrap();
+    wait_for_log(&pipe.e, "connection limit reached");
+    drop(first);
+    let mut back = [0u8; 5];
+    third.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    third.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"three", "served once a slot freed");
+}
+
+#[test]
+fn sigterm_drains_live_connections_without_losing_a_byte() {
+    let dir = scratch("drain");
+    let key = key_file(&dir, "k");
+    let mut pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", echo_server()), &[], &[]);
+    let data = pattern(9, 64 << 20);
+    let mut conn = TcpStream::connect(pipe.e_addr()).unwrap();
+    let mut reader = conn.try_clone().unwrap();
+    let back = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).map(|_| got)
+    });
+    let (head, tail) = data.split_at(data.len() / 2);
+    conn.write_all(head).unwrap();
+    pipe.e.signal(15);
+    pipe.d.signal(15);
+    wait_for_log(&pipe.e, "draining");
+    wait_for_log(&pipe.d, "draining");
+    assert!(TcpStream::connect(pipe.e_addr()).is_err(), "no new connections after SIGTERM");
+    conn.write_all(tail).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let back = back.join().unwrap().unwrap();
+    assert_eq!(digest(&back), digest(&data), "every byte crossed during the drain");
+    assert!(pipe.e.wait_exit(Duration::from_secs(20)).success());
+    assert!(pipe.d.wait_exit(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = scratch("second-signal");
+    let key = key_file(&dir, "k");
+    let mut pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", echo_server()), &[], &[]);
+    let mut conn = TcpStream::connect(pipe.e_addr()).unwrap();
+    conn.write_all(b"held open").unwrap();
+    let mut back = [0u8; 9];
+    conn.read_exact(&mut back).unwrap();
+    pipe.e.signal(15);
+    wait_for_log(&pipe.e, "draining");
+    assert!(pipe.e.is_running(), "a live connection keeps it draining");
+    pipe.e.signal(15);
+    let status = pipe.e.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1));
+}
