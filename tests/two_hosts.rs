@@ -1,0 +1,155 @@
+//! Two hosts: network namespaces joined by a veth pair, Redis and a `-d` end in one, an `-e` end and
+//! the client in the other. A capture on the veth must hold none of the keys and values that crossed
+//! it, while holding the protocol's preamble (so the capture did see the traffic). Needs root and
+//! iproute2 and tcpdump; it fails, rather than skips, without them.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A network namespace, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: &str) -> Netns {
+        ip(&["netns", "add", name]);
+        let ns = Netns(name.to_string());
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0, program]);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("iproute2's ip must be installed");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A child process killed (SIGTERM first, so tcpdump flushes) when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(mut cmd: Command, log: &std::path::Path) -> Proc {
+    Proc(cmd.stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap())
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_capture_between_two_hosts_holds_no_plaintext() {
+    let id = std::process::id() % 100_000;
+    let dir = scratch("two-hosts");
+    let key = key_file(&dir, "redis.key");
+    let key = key.to_str().unwrap();
+    let server = Netns::new(&format!("spiped-srv-{id}"));
+    let client = Netns::new(&format!("spiped-cli-{id}"));
+    let (veth_s, veth_c) = (format!("sps{id}"), format!("spc{id}"));
+    ip(&[
+        "link", "add", &veth_s, "netns", &server.0, "type", "veth", "peer", "name", &veth_c, "netns",
+        &client.0,
+    ]);
+    ip(&["-n", &server.0, "addr", "add", "10.77.0.1/24", "dev", &veth_s]);
+    ip(&["-n", &client.0, "addr", "add", "10.77.0.2/24", "dev", &veth_c]);
+    ip(&["-n", &server.0, "link", "set", &veth_s, "up"]);
+    ip(&["-n", &client.0, "link", "set", &veth_c, "up"]);
+
+    // The server host: Redis on its loopback only, and the -d end on the veth address.
+    let mut redis = server.command("redis-server");
+    redis.args(["--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"]);
+    redis.arg(&dir);
+    let _redis = spawn(redis, &dir.join("redis.log"));
+    wait_until("redis", || {
+        let out = server.command("redis-cli").args(["-p", "6379", "ping"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "PONG"
+    });
+    let pcap = dir.join("veth.pcap");
+    let mut tcpdump = server.command("tcpdump");
+    tcpdump.args([
+        "-i",
+        &veth_s,
+        "--immediate-mode",
+        "-U",
+        "-Z",
+        "root",
+        "-n",
+        "-s",
+        "0",
+        "-w",
+        pcap.to_str().unwrap(),
+        "tcp port 6379",
+    ]);
+    let mut capture = spawn(tcpdump, &dir.join("tcpdump.log"));
+    wait_until("tcpdump", || {
+        std::fs::read_to_string(dir.join("tcpdump.log")).unwrap().contains("listening on")
+    });
+
+    let mut d = server.command(spiped_bin());
+    d.args(["-F", "-d", "-s", "[10.77.0.1]:6379", "-t", "[127.0.0.1]:6379", "-k", key]);
+    let _d = spawn(d, &dir.join("d.log"));
+    // The client host: the -e end on its loopback, and the client.
+    let mut e = client.command(spiped_bin());
+    e.args(["-F", "-e", "-s", "[127.0.0.1]:8000", "-t", "[10.77.0.1]:6379", "-k", key]);
+    let _e = spawn(e, &dir.join("e.log"));
+    wait_until("both ends", || {
+        let up = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default().contains("listening");
+        up("d.log") && up("e.log")
+    });
+
+    let secret_key = format!("customer:{}:card", rand::random::<u32>());
+    let secret_value = format!("4111-1111-1111-{:04}", rand::random::<u16>() % 10_000);
+    let cli = |args: &[&str]| {
+        let out = client.command("redis-cli").args([&["-p", "8000"][..], args].concat()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["ping"]), "PONG");
+    assert_eq!(cli(&["set", &secret_key, &secret_value]), "OK");
+    assert_eq!(cli(&["get", &secret_key]), secret_value);
+    capture.stop();
+
+    let captured = std::fs::read(&pcap).unwrap();
+    assert!(contains(&captured, &spiped::proto::PREAMBLE), "the capture saw the tunnel's traffic");
+    assert!(!contains(&captured, secret_key.as_bytes()), "the key crossed the wire in clear");
+    assert!(!contains(&captured, secret_value.as_bytes()), "the value crossed the wire in clear");
+    assert!(!contains(&captured, b"PING") && !contains(&captured, b"PONG"), "commands crossed in clear");
+}
