@@ -34,8 +34,12 @@ pub struct Args {
     #[arg(short = 'd')]
     pub decrypt: bool,
 
-    /// Address to listen on: /absolute/unix/path, [1.2.3.4]:port, [v6::addr]:port or host.name:port.
-    #[arg(short = 's', value_name = "source socket")]
+    /// Address to listen on: `/absolute/unix/path`, `[1.2.3.4]:port`, `[v6::addr]:port` or `host.name:port`.
+    #[arg(
+        short = 's',
+        value_name = "source socket",
+        help = "Address to listen on: /absolute/unix/path, [1.2.3.4]:port, [v6::addr]:port or host.name:port"
+    )]
     pub source: String,
 
     /// Address to connect to, in the same forms; a host name is re-resolved every -r seconds.

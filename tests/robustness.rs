@@ -158,3 +158,104 @@ fn a_second_signal_exits_at_once() {
     let status = pipe.e.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
 }
+
+#[test]
+fn a_full_file_table_is_survived_and_live_connections_keep_working() {
+    let dir = scratch("emfile");
+    let key = key_file(&dir, "k");
+    let echo = echo_server();
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let _d = Spiped::start(
+        &dir,
+        "d",
+        &["-d", "-s", &d_source, "-t", &format!("[127.0.0.1]:{echo}"), "-k", key.to_str().unwrap()],
+        &d_source,
+    );
+    // The -e end gets a small file table: a few dozen connections exhaust it.
+    let log = dir.join("e.log");
+    let mut e = std::process::Command::new("prlimit")
+        .args([
+            "--nofile=40:40",
+            spiped_bin(),
+            "-F",
+            "-e",
+            "-s",
+            &e_source,
+            "-t",
+            &d_source,
+            "-k",
+            key.to_str().unwrap(),
+            "-n",
+            "0",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) must be installed");
+    let e_addr = plain_addr(&e_source);
+    let logged = |needle: &str| std::fs::read_to_string(&log).unwrap_or_default().contains(needle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !logged("listening") {
+        assert!(std::time::Instant::now() < deadline, "the -e end did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let round_trip = |conn: &mut TcpStream, msg: &[u8]| -> std::io::Result<()> {
+        conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+        conn.write_all(msg)?;
+        let mut back = vec![0; msg.len()];
+        conn.read_exact(&mut back)?;
+        assert_eq!(back, msg);
+        Ok(())
+    };
+    let mut first = TcpStream::connect(&e_addr).unwrap();
+    round_trip(&mut first, b"before").unwrap();
+    let crowd: Vec<TcpStream> = (0..60).map(|_| TcpStream::connect(&e_addr).unwrap()).collect();
+    while !logged("accept failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file table never filled:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    round_trip(&mut first, b"during").unwrap();
+    assert!(e.try_wait().unwrap().is_none(), "the daemon survived EMFILE");
+    drop(crowd);
+    let mut later = TcpStream::connect(&e_addr).unwrap();
+    round_trip(&mut later, b"after").unwrap();
+    let _ = e.kill();
+    let _ = e.wait();
+}
+
+#[test]
+fn outgoing_connections_bind_to_the_b_address() {
+    let dir = scratch("bind");
+    let key = key_file(&dir, "k");
+    let pipe =
+        Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", echo_server()), &[], &["-b", "[127.0.0.2]:0"]);
+    let back = echo_through(TcpStream::connect(pipe.e_addr()).unwrap(), b"bound");
+    assert_eq!(back, b"bound");
+    wait_for_log(&pipe.d, "peer=127.0.0.2:");
+}
+
+#[test]
+fn u_drops_to_that_user_after_binding() {
+    let dir = scratch("setuid");
+    let key = key_file(&dir, "k");
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let d = Spiped::start(
+        &dir,
+        "d",
+        &["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap(), "-u", "nobody:nogroup"],
+        &source,
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let id_of = |field: &str| {
+        status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    };
+    let nobody =
+        String::from_utf8(std::process::Command::new("id").args(["-u", "nobody"]).output().unwrap().stdout)
+            .unwrap();
+    assert_eq!(id_of("Uid:"), nobody.trim(), "running as nobody");
+    assert_ne!(id_of("Gid:"), "0", "not in group root");
+}

@@ -44,10 +44,14 @@ impl Listener {
         }
     }
 
-    async fn accept(&self, tunnel: &Tunnel) -> io::Result<Stream> {
+    /// Accepts one connection; returns it with the peer's address, for the log.
+    async fn accept(&self, tunnel: &Tunnel) -> io::Result<(Stream, String)> {
         match self {
-            Listener::Tcp(l) => Stream::tcp(l.accept().await?.0, tunnel.tcp),
-            Listener::Unix(l) => Ok(Stream::Unix(l.accept().await?.0)),
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                Ok((Stream::tcp(stream, tunnel.tcp)?, peer.to_string()))
+            }
+            Listener::Unix(l) => Ok((Stream::Unix(l.accept().await?.0), String::from("unix"))),
         }
     }
 }
@@ -90,7 +94,7 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
             accepted = listener.accept(&tunnel) => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
+        let (stream, peer) = match accepted {
             Ok(stream) => {
                 backoff = ACCEPT_BACKOFF.0;
                 stream
@@ -117,10 +121,12 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
             tunnel.stats.active.fetch_sub(1, Ordering::Relaxed);
             let elapsed = started.elapsed();
             match result {
-                Ok(s) => tracing::debug!(sealed = s.sealed, opened = s.opened, ?elapsed, "connection closed"),
+                Ok(s) => {
+                    tracing::debug!(%peer, sealed = s.sealed, opened = s.opened, ?elapsed, "connection closed")
+                }
                 Err(e) => {
                     tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(?elapsed, "{e}");
+                    tracing::warn!(%peer, ?elapsed, "{e}");
                 }
             }
         });
