@@ -43,17 +43,18 @@ fn sys(what: &str) -> impl FnOnce(nix::Error) -> DaemonError + '_ {
 pub struct Daemon {
     /// Write end of the pipe the parent waits on; closing it without a byte means failure.
     ready: OwnedFd,
-    /// Removed on a clean exit.
-    pid_file: PathBuf,
+    /// Removed on exit; if start-up fails before [`Daemon::ready`], at once.
+    pid_file: PidFileGuard,
 }
 
 impl Daemon {
-    /// Tells the parent the daemon is serving; the parent then exits 0.
+    /// Tells the parent the daemon is serving; the parent then exits 0. The pid file stays until
+    /// the returned guard is dropped.
     pub fn ready(self) -> PidFileGuard {
         let mut pipe = File::from(self.ready);
         // If the parent is gone there is nobody to tell.
         let _ = pipe.write_all(b"R");
-        PidFileGuard(self.pid_file)
+        self.pid_file
     }
 }
 
@@ -94,7 +95,7 @@ pub fn daemonize(pid_file: &Path) -> Result<Daemon, DaemonError> {
             }
             std::fs::write(pid_file, format!("{}\n", std::process::id()))
                 .map_err(|source| DaemonError::PidFile { path: pid_file.to_path_buf(), source })?;
-            Ok(Daemon { ready: write_end, pid_file: pid_file.to_path_buf() })
+            Ok(Daemon { ready: write_end, pid_file: PidFileGuard(pid_file.to_path_buf()) })
         }
     }
 }

@@ -165,22 +165,14 @@ fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
 fn daemon_mode_reports_a_failure_to_start_in_its_exit_code() {
     let dir = scratch("daemon-fail");
     let key = key_file(&dir, "k");
-    let out = run_spiped(
-        &[
-            "-d",
-            "-s",
-            "[127.0.0.1]:1",
-            "-t",
-            "[127.0.0.1]:2",
-            "-k",
-            key.to_str().unwrap(),
-            "-u",
-            "no-such-user-here",
-        ],
-        None,
-    );
+    let pid_file = dir.join("d.pid");
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let (key, pid) = (key.to_str().unwrap(), pid_file.to_str().unwrap());
+    let args = ["-d", "-s", &source, "-t", "[127.0.0.1]:2", "-k", key, "-p", pid, "-u", "no-such-user-here"];
+    let out = run_spiped(&args, None);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no such user"), "{}", stderr(&out));
+    assert!(!pid_file.exists(), "a daemon that failed to start leaves no pid file");
 }
 
 #[test]
