@@ -72,7 +72,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
     let daemon = daemon::daemonize(&config.pid_file).context("cannot daemonize")?;
     if config.syslog {
-        logging::switch_to_syslog().context("cannot reach syslog at /dev/log")?;
+        logging::switch_to_syslog().context("cannot reach syslog")?;
     }
     Ok(daemon)
 }

@@ -28,13 +28,17 @@ pub fn init(level: &str) {
         .try_init();
 }
 
-/// Sends every later log line to the local syslog daemon (`/dev/log`) instead of standard error.
+/// The syslog socket, unless `SPIPED_SYSLOG_SOCKET` names another (for tests and unusual systems).
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Sends every later log line to the local syslog daemon instead of standard error.
 ///
 /// # Errors
-/// When `/dev/log` cannot be reached.
+/// When the syslog socket cannot be reached.
 pub fn switch_to_syslog() -> io::Result<()> {
+    let path = std::env::var_os("SPIPED_SYSLOG_SOCKET").unwrap_or_else(|| SYSLOG_SOCKET.into());
     let socket = UnixDatagram::unbound()?;
-    socket.connect("/dev/log")?;
+    socket.connect(path)?;
     let _ = SYSLOG.set(socket);
     Ok(())
 }

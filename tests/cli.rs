@@ -194,3 +194,66 @@ fn the_default_pid_file_is_named_after_the_source() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn syslog_receives_the_daemons_warnings() {
+    let dir = scratch("syslog");
+    let key = key_file(&dir, "k");
+    let log_socket = dir.join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&log_socket).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let pid_file = dir.join("d.pid");
+    let status = Command::new(spiped_bin())
+        .args(["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .args(["-p", pid_file.to_str().unwrap(), "--syslog"])
+        .env("SPIPED_SYSLOG_SOCKET", &log_socket)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+
+    let mut conn = std::net::TcpStream::connect(plain_addr(&source)).unwrap();
+    std::io::Write::write_all(&mut conn, b"not the protocol at all").unwrap();
+    let _ = read_until_closed(&mut conn);
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !messages.iter().any(|m: &String| m.contains("handshake failed")) {
+        let n = syslog.recv(&mut buf).expect("a syslog message arrives");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let warning = messages.iter().find(|m| m.contains("handshake failed")).unwrap();
+    assert!(
+        warning.starts_with(&format!("<28>spiped[{pid}]: ")),
+        "daemon.warning priority and tag: {warning}"
+    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+}
+
+#[test]
+fn with_d_the_daemon_forks_first_and_still_reports_when_it_listens() {
+    let dir = scratch("wait-dns");
+    let key = key_file(&dir, "k");
+    let redis = Redis::start(&dir, false);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let pid_file = dir.join("d.pid");
+    let target = format!("localhost:{}", redis.port);
+    let status = Command::new(spiped_bin())
+        .args(["-D", "-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
+        .args(["-p", pid_file.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // No retry: the parent returned only once the child was listening.
+    assert!(std::net::TcpStream::connect(plain_addr(&d_source)).is_ok(), "listening when the parent exits");
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let _e = Spiped::start(
+        &dir,
+        "e",
+        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
+        &e_source,
+    );
+    assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+}
