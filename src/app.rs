@@ -1,5 +1,5 @@
 //! Start-up in spiped's order, then the runtime: resolve, read the key, bind, daemonize, drop
-//! privileges, serve until SIGTERM, drain.
+//! privileges, serve until SIGTERM, drain; systemd is told each step when it started us.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 use crate::daemon;
 use crate::logging;
+use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
 use crate::tunnel::{self, Listener, Stats, StdListener, Tunnel};
@@ -25,8 +26,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let resolved = config.resolve()?;
     let psk = config.load_key()?;
-    let socket =
-        bind(&resolved.source).with_context(|| format!("cannot listen on {}", config.source_spec))?;
+    let passed = systemd::take_listener().context("cannot use the socket systemd passed")?;
+    // A unix socket file we bind is ours to remove at exit; one systemd passed is systemd's.
+    let bound_here = passed.is_none();
+    let socket = match passed {
+        Some(socket) => {
+            tracing::info!("using the socket passed by systemd instead of binding {}", config.source_spec);
+            socket
+        }
+        None => bind(&resolved.source).with_context(|| format!("cannot listen on {}", config.source_spec))?,
+    };
     if daemonize && daemon.is_none() {
         daemon = Some(become_daemon(&config)?);
     }
@@ -51,7 +60,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             tcp: TcpOptions { keepalive: config.keepalive },
             stats: Stats::default(),
         });
-        let shutdown = shutdown_signal(config.foreground).context("cannot install signal handlers")?;
+        let signalled = shutdown_signal(config.foreground).context("cannot install signal handlers")?;
+        let draining = tunnel.clone();
+        let shutdown = async move {
+            signalled.await;
+            systemd::stopping(draining.stats.active.load(std::sync::atomic::Ordering::Relaxed));
+        };
         tracing::info!(
             mode = ?config.mode,
             source = %config.source_spec,
@@ -59,11 +73,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             "listening"
         );
         let _pid_file = daemon.map(daemon::Daemon::ready);
+        systemd::ready(&systemd::status_line(&tunnel));
+        let informer = tokio::spawn(systemd::keep_informed(tunnel.clone()));
         tunnel::run(listener, tunnel, shutdown).await;
+        informer.abort();
         tracing::info!("stopped");
         anyhow::Ok(())
     })?;
-    if let crate::tunnel::addr::SocketSpec::Unix(path) = &config.source_spec {
+    if let (true, crate::tunnel::addr::SocketSpec::Unix(path)) = (bound_here, &config.source_spec) {
         let _ = std::fs::remove_file(path);
     }
     Ok(())

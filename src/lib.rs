@@ -10,6 +10,7 @@
 //! - [`tunnel`]: the I/O shell: addresses, sockets, the accept loop, the per-connection pump.
 //! - [`daemon`]: fork after binding, pid file, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
+//! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.
 //! - [`app`]: start-up in spiped's order and the runtime, used by `main`.
 
 #![deny(unsafe_code)]
@@ -22,4 +23,5 @@ pub mod daemon;
 pub mod key;
 pub mod logging;
 pub mod proto;
+pub mod systemd;
 pub mod tunnel;

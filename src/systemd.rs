@@ -1,0 +1,99 @@
+//! systemd integration, all of it a no-op when systemd did not start us: readiness (`READY=1`),
+//! a `STATUS=` line with live connections and totals, `STOPPING=1` while draining, watchdog pings, and
+//! socket activation (`LISTEN_FDS`).
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::tunnel::{StdListener, Tunnel};
+
+/// Shortest time between two `STATUS=` updates.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Takes the listening socket systemd passed (socket activation), if any.
+///
+/// # Errors
+/// When systemd passed more than one socket, or one that is neither a TCP nor a unix stream listener.
+pub fn take_listener() -> io::Result<Option<StdListener>> {
+    let mut fds = sd_notify::listen_fds()?;
+    let Some(fd) = fds.next() else {
+        return Ok(None);
+    };
+    if fds.len() > 0 {
+        return Err(io::Error::other(
+            "systemd passed more than one socket; give the .socket unit one Listen line",
+        ));
+    }
+    // SAFETY: LISTEN_PID names this process, so systemd passed `fd` to us and nothing else in the
+    // process owns it; it is taken exactly once, here.
+    #[allow(unsafe_code)]
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = socket2::Socket::from(owned);
+    let local = socket.local_addr()?;
+    if socket.r#type()? != socket2::Type::STREAM {
+        return Err(io::Error::other("the socket systemd passed is not a stream socket"));
+    }
+    if local.as_socket().is_some() {
+        Ok(Some(StdListener::Tcp(std::net::TcpListener::from(OwnedFd::from(socket)))))
+    } else if local.is_unix() {
+        Ok(Some(StdListener::Unix(std::os::unix::net::UnixListener::from(OwnedFd::from(socket)))))
+    } else {
+        Err(io::Error::other("the socket systemd passed is neither TCP nor unix"))
+    }
+}
+
+/// Tells systemd the daemon is serving.
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Tells systemd the daemon is draining.
+pub fn stopping(live: u64) {
+    let status = format!("draining: {live} live connections");
+    notify(&[NotifyState::Stopping, NotifyState::Status(&status)]);
+}
+
+/// Keeps `STATUS=` current (at most once a second, only when it changes) and pings the watchdog when
+/// `WatchdogSec=` is set. Runs until dropped; returns at once without systemd.
+pub async fn keep_informed(tunnel: Arc<Tunnel>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let watchdog = sd_notify::watchdog_enabled();
+    let period = watchdog.map_or(STATUS_INTERVAL, |w| (w / 2).min(STATUS_INTERVAL));
+    let mut ticks = tokio::time::interval(period);
+    let mut last = String::new();
+    loop {
+        ticks.tick().await;
+        let status = status_line(&tunnel);
+        if status != last {
+            notify(&[NotifyState::Status(&status)]);
+            last = status;
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+    }
+}
+
+/// The `STATUS=` text: what an operator wants from `systemctl status`.
+pub fn status_line(tunnel: &Tunnel) -> String {
+    let s = &tunnel.stats;
+    format!(
+        "{} live connections, {} since start, {} failed",
+        s.active.load(Ordering::Relaxed),
+        s.total.load(Ordering::Relaxed),
+        s.failed.load(Ordering::Relaxed)
+    )
+}
+
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!("cannot notify systemd: {e}");
+    }
+}
