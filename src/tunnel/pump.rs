@@ -3,9 +3,11 @@
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_MAX_LEN, RECORD_OVERHEAD, Record, Sealer};
+use super::stream::ReadHalf;
+
+use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_OVERHEAD, Record, Sealer};
 
 /// Where the body of a record starts within its frame: after the length and the type byte.
 const BODY_OFFSET: usize = crate::proto::RECORD_HEADER_LEN + 1;
@@ -28,20 +30,31 @@ pub enum PumpError {
 pub type Carried = u64;
 
 /// Reads plaintext from `from` and writes it to `to` as records, one per read, then the authenticated
-/// end of stream and a FIN when `from` ends. Returns the plaintext bytes carried.
+/// end of stream and a FIN when `from` ends. Returns the plaintext bytes carried. The frame buffer
+/// exists only while data moves: it is released whenever `from` has nothing more to give.
 ///
 /// # Errors
 /// A socket error, or a sealing error (counter exhaustion).
-pub async fn seal_stream<R, W>(mut tx: Sealer, from: &mut R, to: &mut W) -> Result<Carried, PumpError>
+pub async fn seal_stream<W>(mut tx: Sealer, from: &mut ReadHalf, to: &mut W) -> Result<Carried, PumpError>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    // One frame, reused: each read lands where the record body goes and is sealed in place.
-    let mut frame = vec![0u8; RECORD_OVERHEAD + MAX_RECORD_DATA];
+    // One frame while data flows: each read lands where the record body goes and is sealed in place.
+    let mut frame: Vec<u8> = Vec::new();
     let mut carried = 0;
     loop {
-        let n = from.read(&mut frame[BODY_OFFSET..BODY_OFFSET + MAX_RECORD_DATA]).await?;
+        if frame.is_empty() {
+            from.readable().await?;
+            frame.resize(RECORD_OVERHEAD + MAX_RECORD_DATA, 0);
+        }
+        let n = match from.try_read(&mut frame[BODY_OFFSET..BODY_OFFSET + MAX_RECORD_DATA]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                frame = Vec::new(); // idle: give the buffer back until data comes
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             let mut end = Vec::with_capacity(RECORD_OVERHEAD);
             tx.seal_end(&mut end)?;
@@ -57,23 +70,22 @@ where
 }
 
 /// Reads records from `from` (after the `pending` bytes already read) and writes their plaintext to
-/// `to`; the peer's end of stream becomes a FIN on `to`. Returns the plaintext bytes carried.
+/// `to`; the peer's end of stream becomes a FIN on `to`. Returns the plaintext bytes carried. The read
+/// buffer holds memory only while a record is incomplete or data is arriving.
 ///
 /// # Errors
 /// A socket error, or a record error, including [`ProtoError::Truncated`] when `from` closes without
 /// an authenticated end of stream. The caller then aborts `to` rather than closing it cleanly.
-pub async fn open_stream<R, W>(
+pub async fn open_stream<W>(
     mut rx: Opener,
     pending: Vec<u8>,
-    from: &mut R,
+    from: &mut ReadHalf,
     to: &mut W,
 ) -> Result<Carried, PumpError>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = pending;
-    buf.reserve(RECORD_MAX_LEN + READ_CHUNK);
     let mut carried = 0;
     loop {
         let mut at = 0;
@@ -88,12 +100,21 @@ where
             at += opened.consumed;
         }
         buf.drain(..at);
+        if buf.is_empty() {
+            buf = Vec::new(); // nothing pending: hold no memory while the peer is quiet
+        }
+        from.readable().await?;
         if buf.capacity() - buf.len() < READ_CHUNK {
             buf.reserve(READ_CHUNK);
         }
-        if from.read_buf(&mut buf).await? == 0 {
-            rx.finish(&buf)?;
-            return Ok(carried);
+        match from.try_read_buf(&mut buf) {
+            Ok(0) => {
+                rx.finish(&buf)?;
+                return Ok(carried);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

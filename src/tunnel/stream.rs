@@ -102,6 +102,33 @@ impl WriteHalf {
     }
 }
 
+impl ReadHalf {
+    /// Waits until the socket has data (or an end, or an error), without a buffer: an idle connection
+    /// holds no memory for reading.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            ReadHalf::Tcp(r) => r.readable().await,
+            ReadHalf::Unix(r) => r.readable().await,
+        }
+    }
+
+    /// Reads what is there into `buf` without waiting; `WouldBlock` when nothing is.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(r) => r.try_read(buf),
+            ReadHalf::Unix(r) => r.try_read(buf),
+        }
+    }
+
+    /// Appends what is there to `buf`'s spare capacity without waiting; `WouldBlock` when nothing is.
+    pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(r) => r.try_read_buf(buf),
+            ReadHalf::Unix(r) => r.try_read_buf(buf),
+        }
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
