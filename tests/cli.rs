@@ -12,6 +12,19 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Starts an `-e` end in front of the `-d` end at `d_source` (which fronts Redis) and checks that
+/// redis-cli gets PONG through the pair.
+fn assert_ping_through_an_e_end(dir: &std::path::Path, key: &std::path::Path, d_source: &str) {
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let _e = Spiped::start(
+        dir,
+        "e",
+        &["-e", "-s", &e_source, "-t", d_source, "-k", key.to_str().unwrap()],
+        &e_source,
+    );
+    assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
+}
+
 #[test]
 fn version_exits_zero() {
     let out = run_spiped(&["-v"], None);
@@ -94,7 +107,6 @@ fn the_key_can_come_from_standard_input() {
     let key = key_file(&dir, "k");
     let redis = Redis::start(&dir, false);
     let d_source = format!("[127.0.0.1]:{}", free_port());
-    let e_source = format!("[127.0.0.1]:{}", free_port());
     let target = format!("[127.0.0.1]:{}", redis.port);
     let bytes = std::fs::read(&key).unwrap();
     let _d = Spiped::start_with_stdin(
@@ -104,14 +116,7 @@ fn the_key_can_come_from_standard_input() {
         &d_source,
         Some(&bytes),
     );
-    let _e = Spiped::start(
-        &dir,
-        "e",
-        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
-        &e_source,
-    );
-    let port = e_source.rsplit_once(':').unwrap().1;
-    assert_eq!(redis_cli(&["-p", port, "ping"]).trim(), "PONG");
+    assert_ping_through_an_e_end(&dir, &key, &d_source);
 }
 
 #[test]
@@ -144,14 +149,7 @@ fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
         "the daemon runs"
     );
 
-    let e_source = format!("[127.0.0.1]:{}", free_port());
-    let _e = Spiped::start(
-        &dir,
-        "e",
-        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
-        &e_source,
-    );
-    assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
+    assert_ping_through_an_e_end(&dir, &key, &d_source);
 
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -246,14 +244,7 @@ fn with_d_the_daemon_forks_first_and_still_reports_when_it_listens() {
     assert_eq!(status.code(), Some(0));
     // No retry: the parent returned only once the child was listening.
     assert!(std::net::TcpStream::connect(plain_addr(&d_source)).is_ok(), "listening when the parent exits");
-    let e_source = format!("[127.0.0.1]:{}", free_port());
-    let _e = Spiped::start(
-        &dir,
-        "e",
-        &["-e", "-s", &e_source, "-t", &d_source, "-k", key.to_str().unwrap()],
-        &e_source,
-    );
-    assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
+    assert_ping_through_an_e_end(&dir, &key, &d_source);
     let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 }
