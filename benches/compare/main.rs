@@ -1,0 +1,248 @@
+//! The side-by-side benchmark: a direct path, spiped-rs, Debian's spiped 1.6 and stunnel (TLS 1.3),
+//! all on loopback in front of the same redis-server and iperf3 server, measured in one run.
+//!
+//! ```text
+//! cargo bench --bench compare                  # 3 interleaved rounds, idle memory at 1,000 and 10,000
+//! cargo bench --bench compare -- --smoke       # a quick pass over everything (CI); figures mean little
+//! cargo bench --bench compare -- --rounds 5 --seconds 10 --idle 1000 --json run.json --only spiped-rs,direct
+//! ```
+//!
+//! Each round takes every measure on every path before the next measure, starting from a different
+//! path each round, so drift hits all paths alike; the table shows medians over rounds. Idle memory
+//! is measured once per path, with fresh ends in front of a sink that holds the connections open.
+//! It needs redis-server, redis-tools and iperf3; spiped and stunnel4 are compared when installed.
+//! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` skips it.
+
+mod measure;
+mod paths;
+mod procs;
+mod report;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::{env, fs};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use measure::{Sink, bulk, idle_memory, redis};
+use paths::{Env, Kind, Pair};
+use procs::{Daemon, free_ports, raise_file_limit};
+use report::Results;
+
+/// The command line.
+struct Options {
+    rounds: usize,
+    seconds: u64,
+    idle: Vec<usize>,
+    json: Option<PathBuf>,
+    only: Option<Vec<String>>,
+    /// Requests per redis-benchmark run: new connections, 50 clients, 1 client.
+    requests: [u32; 3],
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut o = Self {
+            rounds: 3,
+            seconds: 5,
+            idle: vec![1000, 10_000],
+            json: None,
+            only: None,
+            requests: [4000, 50_000, 10_000],
+        };
+        let mut args = args.iter().filter(|a| *a != "--bench");
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--smoke" => (o.rounds, o.seconds, o.idle, o.requests) = (1, 1, vec![100], [300, 3000, 1000]),
+                "--rounds" => o.rounds = value()?.parse()?,
+                "--seconds" => o.seconds = value()?.parse()?,
+                "--idle" => o.idle = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+                "--json" => o.json = Some(value()?.into()),
+                "--only" => o.only = Some(value()?.split(',').map(String::from).collect()),
+                other => bail!("unknown argument {other:?} (see benches/compare/main.rs)"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("compare: a benchmark, not a test; run it with `cargo bench --bench compare`");
+        return Ok(());
+    }
+    let options = Options::parse(&args)?;
+    for (tool, package) in
+        [("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"), ("iperf3", "iperf3")]
+    {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("{tool} is missing: apt-get install {package} (and spiped stunnel4 to compare them too)");
+        }
+    }
+    let files = raise_file_limit(65_536);
+    let dir = env::temp_dir().join(format!("spiped-compare-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let outcome = run(&options, &dir, files);
+    let _ = fs::remove_dir_all(&dir);
+    outcome
+}
+
+fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
+    let env = Env::new(dir, PathBuf::from(env!("CARGO_BIN_EXE_spiped")))?;
+    let mut kinds = Vec::new();
+    for kind in Kind::ALL {
+        if options.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == kind.name())) {
+            continue;
+        }
+        match env.missing(kind) {
+            Some(package) => eprintln!("skipping {}: apt-get install {package}", kind.name()),
+            None => kinds.push(kind),
+        }
+    }
+    let [redis_port, iperf_port] = free_ports(2)?[..] else { unreachable!() };
+    let mut redis_server = Command::new("redis-server");
+    redis_server.args([
+        "--port",
+        &redis_port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    let mut targets = vec![Daemon::spawn("redis-server", &mut redis_server, dir)?];
+    targets[0].wait_listening(redis_port)?;
+    let mut iperf = Command::new("iperf3");
+    iperf.args(["-s", "-p", &iperf_port.to_string()]);
+    targets.push(Daemon::spawn("iperf3", &mut iperf, dir)?);
+    targets[1].wait_listening(iperf_port)?;
+
+    let mut paths = Vec::new();
+    for &kind in &kinds {
+        paths.push((kind, Pair::start(kind, &env, redis_port)?, Pair::start(kind, &env, iperf_port)?));
+    }
+    let mut results = Results::new(&kinds);
+    for round in 0..options.rounds {
+        eprintln!("round {} of {}", round + 1, options.rounds);
+        let mut order: Vec<_> = paths.iter().collect();
+        let first = round % order.len().max(1);
+        order.rotate_left(first);
+        for step in Step::ALL {
+            for (kind, to_redis, to_iperf) in &order {
+                if let Err(e) = step.measure(options, to_redis, to_iperf, *kind, &mut results) {
+                    eprintln!("  {} {}: {e:#}", kind.name(), step.name());
+                }
+            }
+        }
+    }
+    results.derive_added_latency();
+    drop(paths);
+
+    let idle: Vec<usize> = options.idle.iter().copied().filter(|&n| (n as u64) * 2 + 100 <= files).collect();
+    if idle.len() < options.idle.len() {
+        eprintln!("idle memory: only counts up to {} fit this process's {files} open files", files / 2 - 50);
+    }
+    for &kind in kinds.iter().filter(|k| **k != Kind::Direct) {
+        eprintln!("idle memory: {} at {idle:?} connections", kind.name());
+        let sink = Sink::start()?;
+        let measured = Pair::start(kind, &env, sink.port).and_then(|pair| idle_memory(&pair, &sink, &idle));
+        match measured {
+            Ok(per) => idle
+                .iter()
+                .zip(per)
+                .for_each(|(n, kib)| results.add(&format!("idle_kib_per_conn_{n}"), kind, kib)),
+            Err(e) => eprintln!("  {} idle memory: {e:#}", kind.name()),
+        }
+    }
+    drop(targets);
+
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let machine = format!("{cores} cores, {}, Linux {}", cpu.unwrap_or("unknown CPU"), kernel.trim());
+    println!(
+        "\nspiped-rs compare: {} rounds, {} s iperf3 runs; {machine}\n",
+        options.rounds, options.seconds
+    );
+    println!("{}", results.table());
+    println!("{}", results.targets_table());
+
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let about = json!({ "machine": machine, "cores": cores, "unix_time": started, "rounds": options.rounds,
+                        "iperf3_seconds": options.seconds, "requests": options.requests, "idle_counts": idle });
+    let file =
+        options.json.clone().unwrap_or_else(|| PathBuf::from(format!("target/bench/compare-{started}.json")));
+    if let Some(parent) = file.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(&file, serde_json::to_string_pretty(&results.json(about))?)?;
+    println!("JSON: {}", file.display());
+    Ok(())
+}
+
+/// The measures of a round, in order.
+#[derive(Clone, Copy)]
+enum Step {
+    BulkUp,
+    BulkDown,
+    NewConnections,
+    Redis50,
+    Redis1,
+}
+
+impl Step {
+    const ALL: [Step; 5] = [Step::BulkUp, Step::BulkDown, Step::NewConnections, Step::Redis50, Step::Redis1];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::BulkUp => "bulk up",
+            Step::BulkDown => "bulk down",
+            Step::NewConnections => "new connections",
+            Step::Redis50 => "redis, 50 clients",
+            Step::Redis1 => "redis, 1 client",
+        }
+    }
+
+    fn measure(
+        self,
+        o: &Options,
+        to_redis: &Pair,
+        to_iperf: &Pair,
+        kind: Kind,
+        results: &mut Results,
+    ) -> Result<()> {
+        let [conns, many, one] = o.requests;
+        match self {
+            Step::BulkUp | Step::BulkDown => {
+                let down = matches!(self, Step::BulkDown);
+                let b = bulk(to_iperf, o.seconds, down)?;
+                results.add(if down { "bulk_down_gbit_s" } else { "bulk_up_gbit_s" }, kind, b.gbit_s);
+                if kind != Kind::Direct {
+                    results.add("cpu_ends_s_per_gib", kind, b.ends_cpu_per_gib);
+                }
+                results.add("cpu_machine_s_per_gib", kind, b.machine_cpu_per_gib);
+            }
+            Step::NewConnections => {
+                let r = redis(to_redis, 50, conns, "ping_inline", &["-k", "0"])?;
+                results.add("new_conns_per_s", kind, r[0].rps);
+            }
+            Step::Redis50 | Step::Redis1 => {
+                let (clients, requests) = if matches!(self, Step::Redis50) { (50, many) } else { (1, one) };
+                for r in redis(to_redis, clients, requests, "set,get", &[])? {
+                    results.add(&format!("{}_{clients}_rps", r.test), kind, r.rps);
+                    results.add(&format!("{}_{clients}_p50_us", r.test), kind, r.p50_us);
+                    results.add(&format!("{}_{clients}_p99_us", r.test), kind, r.p99_us);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The four ways to reach a target that the benchmark compares, and how each is started.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::procs::{Daemon, free_ports, run};
+
+/// One way from a client to a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Straight to the target: the baseline.
+    Direct,
+    /// An `-e` end and a `-d` end of this project's `spiped`.
+    Ours,
+    /// The same with Debian's classic spiped 1.6.
+    Classic,
+    /// A stunnel client and server, TLS 1.3 with a verified P-256 certificate.
+    Stunnel,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ours, Kind::Classic, Kind::Stunnel];
+
+    /// The column heading and JSON key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Ours => "spiped-rs",
+            Kind::Classic => "spiped-1.6",
+            Kind::Stunnel => "stunnel",
+        }
+    }
+}
+
+/// The programs and files every pair is started with.
+pub struct Env {
+    pub dir: PathBuf,
+    ours: PathBuf,
+    classic: Option<PathBuf>,
+    stunnel: Option<PathBuf>,
+    key: PathBuf,
+}
+
+impl Env {
+    /// Writes a fresh key and, when stunnel is there, a certificate into `dir`.
+    pub fn new(dir: &Path, ours: PathBuf) -> Result<Self> {
+        let key = dir.join("key");
+        fs::write(&key, rand::random::<[u8; 32]>())?;
+        let found = |p: &str| Path::new(p).exists().then(|| PathBuf::from(p));
+        let stunnel = found("/usr/bin/stunnel4").or_else(|| found("/usr/bin/stunnel"));
+        if stunnel.is_some() {
+            let mut openssl = Command::new("openssl");
+            openssl.current_dir(dir).args(["req", "-x509", "-newkey", "ec", "-pkeyopt"]).args([
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ]);
+            run(&mut openssl, std::time::Duration::from_secs(30)).context("making stunnel's certificate")?;
+        }
+        Ok(Self { dir: dir.to_owned(), ours, classic: found("/usr/bin/spiped"), stunnel, key })
+    }
+
+    /// Whether the programs for `kind` are installed, and if not, what to install.
+    pub fn missing(&self, kind: Kind) -> Option<&'static str> {
+        match kind {
+            Kind::Classic if self.classic.is_none() => Some("spiped (Debian's classic spiped 1.6)"),
+            Kind::Stunnel if self.stunnel.is_none() => Some("stunnel4"),
+            _ => None,
+        }
+    }
+}
+
+/// A path to one target: the port a client connects to, and the tunnel's processes.
+pub struct Pair {
+    pub port: u16,
+    pub ends: Vec<Daemon>,
+}
+
+impl Pair {
+    /// The tunnel's processes' ids (none for a direct path).
+    pub fn pids(&self) -> Vec<u32> {
+        self.ends.iter().map(Daemon::pid).collect()
+    }
+
+    /// Starts a `kind` path in front of the loopback `target` port and waits until it listens.
+    pub fn start(kind: Kind, env: &Env, target: u16) -> Result<Self> {
+        let [front, middle] = free_ports(2)?[..] else { unreachable!() };
+        let (d, e) = match kind {
+            Kind::Direct => return Ok(Self { port: target, ends: Vec::new() }),
+            Kind::Ours => {
+                (spiped(env, &env.ours, "-d", middle, target), spiped(env, &env.ours, "-e", front, middle))
+            }
+            Kind::Classic => {
+                let classic = env.classic.as_ref().context("no classic spiped")?;
+                (spiped(env, classic, "-d", middle, target), spiped(env, classic, "-e", front, middle))
+            }
+            Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
+        };
+        let name = |end: &str| format!("{}-{end}-{front}", kind.name());
+        let mut d = Daemon::spawn(&name("server"), &mut { d }, &env.dir)?;
+        d.wait_listening(middle)?;
+        let mut e = Daemon::spawn(&name("client"), &mut { e }, &env.dir)?;
+        e.wait_listening(front)?;
+        Ok(Self { port: front, ends: vec![e, d] })
+    }
+}
+
+/// A spiped end (ours or classic: the command lines are the same) with no connection limit.
+fn spiped(env: &Env, binary: &Path, mode: &str, source: u16, target: u16) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["-F", mode, "-n", "0", "-k"]).arg(&env.key);
+    cmd.args(["-s", &format!("[127.0.0.1]:{source}"), "-t", &format!("[127.0.0.1]:{target}")]);
+    cmd
+}
+
+/// A stunnel process with one service: the TLS client (`client`) or the server.
+fn stunnel(env: &Env, client: bool, accept: u16, connect: u16) -> Result<Command> {
+    let Some(binary) = &env.stunnel else { bail!("no stunnel") };
+    let role = if client {
+        "client = yes\nverifyPeer = yes\nCAfile = tls.crt\ncheckIP = 127.0.0.1\n"
+    } else {
+        "cert = tls.crt\nkey = tls.key\n"
+    };
+    let config = format!(
+        "foreground = yes\npid =\nsyslog = no\ndebug = 3\n[bench]\n{role}sslVersion = TLSv1.3\n\
+         accept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{connect}\n"
+    );
+    let file = env.dir.join(format!("stunnel-{accept}.conf"));
+    fs::write(&file, config)?;
+    let mut cmd = Command::new(binary);
+    cmd.current_dir(&env.dir).arg(file);
+    Ok(cmd)
+}

@@ -1,0 +1,220 @@
+//! Samples, their medians, the ratio table, the targets from issue 6, and the JSON record.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use crate::paths::Kind;
+
+/// Every sample of one measure, by path, in the order they were taken.
+struct Metric {
+    key: String,
+    samples: BTreeMap<&'static str, Vec<f64>>,
+}
+
+/// Everything one run measured.
+pub struct Results {
+    kinds: Vec<Kind>,
+    metrics: Vec<Metric>,
+}
+
+/// What a measure's key means: its label, and whether a higher figure is the better one.
+fn describe(key: &str) -> (String, bool) {
+    if let Some(n) = key.strip_prefix("idle_kib_per_conn_") {
+        return (format!("idle memory at {n} conns, KiB/conn"), false);
+    }
+    let (label, higher) = match key {
+        "bulk_up_gbit_s" => ("bulk, client to server, Gbit/s", true),
+        "bulk_down_gbit_s" => ("bulk, server to client, Gbit/s", true),
+        "cpu_ends_s_per_gib" => ("CPU s per GiB, tunnel ends", false),
+        "cpu_machine_s_per_gib" => ("CPU s per GiB, whole machine", false),
+        "new_conns_per_s" => ("new connections/s, 50 clients", true),
+        "added_p50_us" => ("added GET p50 vs direct, 1 client, us", false),
+        _ => return describe_redis(key),
+    };
+    (label.to_owned(), higher)
+}
+
+/// Labels for `<test>_<clients>_<rps|p50_us|p99_us>`.
+fn describe_redis(key: &str) -> (String, bool) {
+    let mut parts = key.splitn(3, '_');
+    let (test, clients, what) =
+        (parts.next().unwrap_or(key), parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
+    let (what, higher) = match what {
+        "rps" => ("requests/s", true),
+        "p50_us" => ("p50 us", false),
+        "p99_us" => ("p99 us", false),
+        other => (other, true),
+    };
+    (
+        format!(
+            "redis {} {clients} client{}, {what}",
+            test.to_uppercase(),
+            if clients == "1" { "" } else { "s" }
+        ),
+        higher,
+    )
+}
+
+fn median(samples: &[f64]) -> Option<f64> {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+impl Results {
+    pub fn new(kinds: &[Kind]) -> Self {
+        Self { kinds: kinds.to_vec(), metrics: Vec::new() }
+    }
+
+    /// Records one sample; measures appear in the table in the order first recorded.
+    pub fn add(&mut self, key: &str, kind: Kind, value: f64) {
+        let at = match self.metrics.iter().position(|m| m.key == key) {
+            Some(at) => at,
+            None => {
+                self.metrics.push(Metric { key: key.to_owned(), samples: BTreeMap::new() });
+                self.metrics.len() - 1
+            }
+        };
+        self.metrics[at].samples.entry(kind.name()).or_default().push(value);
+    }
+
+    pub fn median(&self, key: &str, kind: Kind) -> Option<f64> {
+        let metric = self.metrics.iter().find(|m| m.key == key)?;
+        median(metric.samples.get(kind.name())?)
+    }
+
+    /// `ours / other` for a measure's medians.
+    fn ratio(&self, key: &str, other: Kind) -> Option<f64> {
+        Some(self.median(key, Kind::Ours)? / self.median(key, other)?)
+    }
+
+    /// Adds the derived measure: each tunnel's 1-client GET p50 minus the direct path's.
+    pub fn derive_added_latency(&mut self) {
+        let Some(direct) = self.median("get_1_p50_us", Kind::Direct) else { return };
+        for kind in self.kinds.clone() {
+            if let (Kind::Direct, _) | (_, None) = (kind, self.median("get_1_p50_us", kind)) {
+                continue;
+            }
+            let p50 = self.median("get_1_p50_us", kind).expect("checked");
+            self.add("added_p50_us", kind, p50 - direct);
+        }
+    }
+
+    /// The medians as a table, with spiped-rs's ratios against the others.
+    pub fn table(&self) -> String {
+        let others: Vec<Kind> = self.kinds.iter().copied().filter(|k| *k != Kind::Ours).collect();
+        let mut out = format!("{:<42}", "measure (median)");
+        for kind in &self.kinds {
+            write!(out, "{:>11}", kind.name()).unwrap();
+        }
+        for kind in &others {
+            write!(out, "{:>12}", format!("rs/{}", kind.name().trim_end_matches("-1.6"))).unwrap();
+        }
+        out.push('\n');
+        for metric in &self.metrics {
+            write!(out, "{:<42}", describe(&metric.key).0).unwrap();
+            for kind in &self.kinds {
+                write!(out, "{:>11}", self.median(&metric.key, *kind).map_or("-".into(), figure)).unwrap();
+            }
+            for kind in &others {
+                write!(
+                    out,
+                    "{:>12}",
+                    self.ratio(&metric.key, *kind).map_or("-".into(), |r| format!("{r:.2}x"))
+                )
+                .unwrap();
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Issue 6's targets: (what, measured ratio, the bound, whether higher is the good side).
+    pub fn targets(&self) -> Vec<(&'static str, Option<f64>, f64, bool)> {
+        let worst = |keys: &[&str], other: Kind, higher: bool| {
+            let ratios: Option<Vec<f64>> = keys.iter().map(|k| self.ratio(k, other)).collect();
+            ratios.filter(|r| !r.is_empty()).map(|r| {
+                r.into_iter().fold(if higher { f64::INFINITY } else { 0.0 }, |a, b| {
+                    if higher { a.min(b) } else { a.max(b) }
+                })
+            })
+        };
+        let idle: Vec<&str> =
+            self.metrics.iter().map(|m| m.key.as_str()).filter(|k| k.starts_with("idle_kib")).collect();
+        let bulk = ["bulk_up_gbit_s", "bulk_down_gbit_s"];
+        vec![
+            ("bulk throughput, both directions, vs spiped 1.6", worst(&bulk, Kind::Classic, true), 6.0, true),
+            ("bulk throughput, both directions, vs stunnel", worst(&bulk, Kind::Stunnel, true), 2.0, true),
+            ("new connections/s vs spiped 1.6", worst(&["new_conns_per_s"], Kind::Classic, true), 12.0, true),
+            (
+                "redis SET and GET, 50 clients, vs direct",
+                worst(&["set_50_rps", "get_50_rps"], Kind::Direct, true),
+                0.7,
+                true,
+            ),
+            (
+                "added p50 latency, 1 client, vs spiped 1.6's",
+                worst(&["added_p50_us"], Kind::Classic, false),
+                0.5,
+                false,
+            ),
+            ("idle memory per connection vs spiped 1.6", worst(&idle, Kind::Classic, false), 0.5, false),
+        ]
+    }
+
+    pub fn targets_table(&self) -> String {
+        let mut out =
+            String::from("target (issue 6)                                      measured    goal   met\n");
+        for (what, value, goal, higher) in self.targets() {
+            let met = value
+                .map_or("-", |v| if (higher && v >= goal) || (!higher && v <= goal) { "yes" } else { "no" });
+            let bound = if higher { ">=" } else { "<=" };
+            let shown = value.map_or("-".into(), |v| format!("{v:.2}x"));
+            writeln!(out, "{what:<52}{shown:>10} {bound}{goal:>4}x {met:>5}").unwrap();
+        }
+        out
+    }
+
+    /// The whole run as JSON: every sample, the medians, the ratios and the targets.
+    pub fn json(&self, about: Value) -> Value {
+        let metrics: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                let (label, higher) = describe(&m.key);
+                let medians: BTreeMap<&str, Option<f64>> =
+                    self.kinds.iter().map(|k| (k.name(), self.median(&m.key, *k))).collect();
+                let ratios: BTreeMap<String, Option<f64>> = self
+                    .kinds
+                    .iter()
+                    .filter(|k| **k != Kind::Ours)
+                    .map(|k| (format!("spiped-rs/{}", k.name()), self.ratio(&m.key, *k)))
+                    .collect();
+                json!({ "key": m.key, "label": label, "higher_is_better": higher, "samples": m.samples,
+                        "median": medians, "ratio": ratios })
+            })
+            .collect();
+        let targets: Vec<Value> = self
+            .targets()
+            .into_iter()
+            .map(|(what, value, goal, higher)| json!({ "target": what, "ratio": value, "goal": goal, "higher_is_better": higher }))
+            .collect();
+        json!({ "about": about, "metrics": metrics, "targets": targets })
+    }
+}
+
+/// A figure with as many decimals as its size deserves.
+fn figure(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
