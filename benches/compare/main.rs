@@ -126,6 +126,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         paths.push((kind, Pair::start(kind, &env, redis_port)?, Pair::start(kind, &env, iperf_port)?));
     }
     let mut results = Results::new(&kinds);
+    let mut failed = Vec::new();
     for round in 0..options.rounds {
         eprintln!("round {} of {}", round + 1, options.rounds);
         let mut order: Vec<_> = paths.iter().collect();
@@ -134,7 +135,8 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         for step in Step::ALL {
             for (kind, to_redis, to_iperf) in &order {
                 if let Err(e) = step.measure(options, to_redis, to_iperf, *kind, &mut results) {
-                    eprintln!("  {} {}: {e:#}", kind.name(), step.name());
+                    failed.push(format!("{} {}: {e:#}", kind.name(), step.name()));
+                    eprintln!("  {}", failed.last().expect("just pushed"));
                 }
             }
         }
@@ -155,7 +157,10 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
                 .iter()
                 .zip(per)
                 .for_each(|(n, kib)| results.add(&format!("idle_kib_per_conn_{n}"), kind, kib)),
-            Err(e) => eprintln!("  {} idle memory: {e:#}", kind.name()),
+            Err(e) => {
+                failed.push(format!("{} idle memory: {e:#}", kind.name()));
+                eprintln!("  {}", failed.last().expect("just pushed"));
+            }
         }
     }
     drop(targets);
@@ -185,6 +190,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     }
     fs::write(&file, serde_json::to_string_pretty(&results.json(about))?)?;
     println!("JSON: {}", file.display());
+    if !failed.is_empty() {
+        bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), failed.join("\n  "));
+    }
     Ok(())
 }
 
