@@ -144,9 +144,14 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     results.derive_added_latency();
     drop(paths);
 
-    let idle: Vec<usize> = options.idle.iter().copied().filter(|&n| (n as u64) * 2 + 100 <= files).collect();
-    if idle.len() < options.idle.len() {
-        eprintln!("idle memory: only counts up to {} fit this process's {files} open files", files / 2 - 50);
+    // Each end holds two descriptors per connection, and so does this process (client and sink).
+    let most = (files.saturating_sub(100) / 2 / 100 * 100) as usize;
+    let mut idle: Vec<usize> = options.idle.iter().map(|&n| n.min(most)).collect();
+    idle.dedup();
+    if idle != options.idle {
+        eprintln!(
+            "idle memory: at most {most} connections fit the open-file limit of {files}; measuring {idle:?}"
+        );
     }
     for &kind in kinds.iter().filter(|k| **k != Kind::Direct) {
         eprintln!("idle memory: {} at {idle:?} connections", kind.name());

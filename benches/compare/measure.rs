@@ -1,7 +1,7 @@
 //! One measurement each: bulk throughput with iperf3, request rates and latency with redis-benchmark,
 //! and resident memory per idle connection.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
@@ -100,18 +100,30 @@ impl Sink {
         let (held, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let (count, stopping) = (held.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut streams = Vec::new();
+            // Non-blocking throughout, so one connection still in its handshake holds up no other.
+            let (mut waiting, mut streams) = (Vec::<TcpStream>::new(), Vec::new());
             while !stopping.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                        if stream.read_exact(&mut [0]).is_ok() {
-                            streams.push(stream);
-                            count.fetch_add(1, Ordering::Relaxed);
-                        }
+                let mut progressed = false;
+                while let Ok((stream, _)) = listener.accept() {
+                    if stream.set_nonblocking(true).is_ok() {
+                        waiting.push(stream);
+                        progressed = true;
                     }
-                    Err(_) => sleep(Duration::from_millis(1)),
+                }
+                let mut i = 0;
+                while i < waiting.len() {
+                    match waiting[i].read(&mut [0]) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => i += 1,
+                        Ok(1) => {
+                            streams.push(waiting.swap_remove(i));
+                            count.fetch_add(1, Ordering::Relaxed);
+                            progressed = true;
+                        }
+                        _ => drop(waiting.swap_remove(i)), // closed or failed before its byte
+                    }
+                }
+                if !progressed {
+                    sleep(Duration::from_millis(1));
                 }
             }
         });
