@@ -171,14 +171,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     }
     drop(targets);
 
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpu
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']));
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let machine = format!("{cores} cores, {}, Linux {}", cpu.unwrap_or("unknown CPU"), kernel.trim());
+    let (cores, machine) = machine();
     println!(
         "\nspiped-rs compare: {} rounds, {} s iperf3 runs; {machine}\n",
         options.rounds, options.seconds
@@ -200,6 +193,18 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), failed.join("\n  "));
     }
     Ok(())
+}
+
+/// The number of cores, and a line naming them, the CPU and the kernel.
+fn machine() -> (usize, String) {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    (cores, format!("{cores} cores, {}, Linux {}", cpu.unwrap_or("unknown CPU"), kernel.trim()))
 }
 
 /// The measures of a round, in order.

@@ -99,12 +99,13 @@ impl Pair {
         let [front, middle] = free_ports(2)?[..] else { unreachable!() };
         let (d, e) = match kind {
             Kind::Direct => return Ok(Self { port: target, ends: Vec::new() }),
-            Kind::Ours => {
-                (spiped(env, &env.ours, "-d", middle, target), spiped(env, &env.ours, "-e", front, middle))
-            }
-            Kind::Classic => {
-                let classic = env.classic.as_ref().context("no classic spiped")?;
-                (spiped(env, classic, "-d", middle, target), spiped(env, classic, "-e", front, middle))
+            Kind::Ours | Kind::Classic => {
+                let binary = if kind == Kind::Ours {
+                    &env.ours
+                } else {
+                    env.classic.as_ref().context("no spiped 1.6")?
+                };
+                (spiped(env, binary, "-d", middle, target), spiped(env, binary, "-e", front, middle))
             }
             Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
         };

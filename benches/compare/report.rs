@@ -98,12 +98,10 @@ impl Results {
     /// Adds the derived measure: each tunnel's 1-client GET p50 minus the direct path's.
     pub fn derive_added_latency(&mut self) {
         let Some(direct) = self.median("get_1_p50_us", Kind::Direct) else { return };
-        for kind in self.kinds.clone() {
-            if let (Kind::Direct, _) | (_, None) = (kind, self.median("get_1_p50_us", kind)) {
-                continue;
+        for kind in self.kinds.clone().into_iter().filter(|k| *k != Kind::Direct) {
+            if let Some(p50) = self.median("get_1_p50_us", kind) {
+                self.add("added_p50_us", kind, p50 - direct);
             }
-            let p50 = self.median("get_1_p50_us", kind).expect("checked");
-            self.add("added_p50_us", kind, p50 - direct);
         }
     }
 
@@ -140,11 +138,8 @@ impl Results {
     pub fn targets(&self) -> Vec<(&'static str, Option<f64>, f64, bool)> {
         let worst = |keys: &[&str], other: Kind, higher: bool| {
             let ratios: Option<Vec<f64>> = keys.iter().map(|k| self.ratio(k, other)).collect();
-            ratios.filter(|r| !r.is_empty()).map(|r| {
-                r.into_iter().fold(if higher { f64::INFINITY } else { 0.0 }, |a, b| {
-                    if higher { a.min(b) } else { a.max(b) }
-                })
-            })
+            let ratios = ratios.filter(|r| !r.is_empty())?.into_iter();
+            Some(if higher { ratios.fold(f64::INFINITY, f64::min) } else { ratios.fold(0.0, f64::max) })
         };
         let idle: Vec<&str> =
             self.metrics.iter().map(|m| m.key.as_str()).filter(|k| k.starts_with("idle_kib")).collect();
