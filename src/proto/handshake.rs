@@ -4,8 +4,9 @@
 use core::fmt;
 
 use rand::CryptoRng;
-use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
 
+use super::dh::{self, Dh};
 use super::record::{Opener, Record, Sealer, Transport};
 use super::symmetric::SymmetricState;
 use super::{DH_LEN, ProtoError, Psk, TAG_LEN};
@@ -65,31 +66,33 @@ impl Preamble {
 
 /// A fresh X25519 key pair for one handshake. Zeroized on drop, never printed.
 pub struct EphemeralKey {
-    secret: StaticSecret,
-    public: PublicKey,
+    secret: dh::Backend,
+    public: [u8; DH_LEN],
 }
 
 impl EphemeralKey {
     /// Generates a key from a cryptographic random source.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self::from_secret(StaticSecret::random_from_rng(rng))
+        let mut secret = Zeroizing::new([0u8; DH_LEN]);
+        rng.fill_bytes(&mut *secret);
+        Self::from_secret(&secret)
     }
 
     /// A key from fixed bytes: for known-answer tests only, never for a real connection.
     pub fn from_bytes(secret: [u8; 32]) -> Self {
-        Self::from_secret(StaticSecret::from(secret))
+        Self::from_secret(&Zeroizing::new(secret))
     }
 
-    fn from_secret(secret: StaticSecret) -> Self {
-        let public = PublicKey::from(&secret);
+    fn from_secret(secret: &[u8; DH_LEN]) -> Self {
+        let secret = dh::Backend::from_secret(secret);
+        let public = secret.public();
         EphemeralKey { secret, public }
     }
 
     /// The token `e`: send the public key and mix it into the state (twice, since a psk is in use).
     pub(crate) fn write_e(&self, state: &mut SymmetricState) -> [u8; DH_LEN] {
-        let public = self.public.to_bytes();
-        mix_e(state, &public);
-        public
+        mix_e(state, &self.public);
+        self.public
     }
 
     /// The token `ee`: mix in the Diffie-Hellman result, refusing an all-zero one.
@@ -98,18 +101,15 @@ impl EphemeralKey {
         state: &mut SymmetricState,
         their_public: &[u8; DH_LEN],
     ) -> Result<(), ProtoError> {
-        let shared = self.secret.diffie_hellman(&PublicKey::from(*their_public));
-        if !shared.was_contributory() {
-            return Err(ProtoError::NonContributory);
-        }
-        state.mix_key(shared.as_bytes());
+        let shared = self.secret.agree(their_public).ok_or(ProtoError::NonContributory)?;
+        state.mix_key(&*shared);
         Ok(())
     }
 }
 
 impl fmt::Debug for EphemeralKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EphemeralKey").field("public", &self.public.as_bytes()).finish_non_exhaustive()
+        f.debug_struct("EphemeralKey").field("public", &self.public).finish_non_exhaustive()
     }
 }
 

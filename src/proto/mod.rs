@@ -40,6 +40,7 @@
 
 mod aead;
 mod cipher;
+mod dh;
 mod error;
 mod handshake;
 mod psk;
