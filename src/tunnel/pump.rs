@@ -1,7 +1,7 @@
 //! Moving bytes once a connection is established: plaintext in, records out, and records in,
 //! plaintext out, with half-close carried across and truncation turned into an abort.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::ops::Range;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -13,8 +13,12 @@ use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_OVERHEAD, Record,
 /// Where the body of a record starts within its frame: after the length and the type byte.
 const BODY_OFFSET: usize = crate::proto::RECORD_HEADER_LEN + 1;
 
-/// How much to ask the socket for at once on the encrypted side.
-const READ_CHUNK: usize = 64 * 1024;
+/// The first read of a burst asks for this much: a small write costs a small buffer.
+const FIRST_READ: usize = 4 * 1024;
+/// Most records sealed from one read, and sent with one write, while reads keep coming back full.
+const MAX_BATCH: usize = 8;
+/// Most bytes asked of the socket at once on the encrypted side: about [`MAX_BATCH`] full records.
+const MAX_READ: usize = MAX_BATCH * (RECORD_OVERHEAD + MAX_RECORD_DATA);
 
 /// Why a direction stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +34,10 @@ pub enum PumpError {
 /// Bytes a direction carried, for the log.
 pub type Carried = u64;
 
-/// Reads plaintext from `from` and writes it to `to` as records, one per read, then the authenticated
-/// end of stream and a FIN when `from` ends. Returns the plaintext bytes carried. The frame buffer
-/// exists only while data moves: it is released whenever `from` has nothing more to give.
+/// Reads plaintext from `from` and writes it to `to` as records, then the authenticated end of stream
+/// and a FIN when `from` ends. Whatever one read returns is sealed and sent at once. Returns the
+/// plaintext bytes carried. The buffer exists only while data moves: it is released whenever `from`
+/// has nothing more to give, and starts small again for the next burst.
 ///
 /// # Errors
 /// A socket error, or a sealing error (counter exhaustion).
@@ -40,18 +45,21 @@ pub async fn seal_stream<W>(mut tx: Sealer, from: &mut ReadHalf, to: &mut W) -> 
 where
     W: AsyncWrite + Unpin,
 {
-    // One frame while data flows: each read lands where the record body goes and is sealed in place.
-    let mut frame: Vec<u8> = Vec::new();
+    // Frames side by side, `[header | type | body | tag]`: one read scatters into the bodies, each is
+    // sealed in place, and the records, contiguous up to the last, leave in one write.
+    let mut frames: Vec<u8> = Vec::new();
+    let mut layout = Layout::FIRST;
     let mut carried = 0;
     loop {
-        if frame.is_empty() {
+        if frames.is_empty() {
             from.readable().await?;
-            frame.resize(RECORD_OVERHEAD + MAX_RECORD_DATA, 0);
         }
-        let n = match from.try_read(&mut frame[BODY_OFFSET..BODY_OFFSET + MAX_RECORD_DATA]) {
+        frames.resize(layout.len(), 0);
+        let n = match from.try_read_vectored(&mut layout.bodies(&mut frames)) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                frame = Vec::new(); // idle: give the buffer back until data comes
+                frames = Vec::new(); // idle: give the buffer back until data comes
+                layout = Layout::FIRST;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -63,16 +71,68 @@ where
             to.shutdown().await?;
             return Ok(carried);
         }
-        let record = &mut frame[..RECORD_OVERHEAD + n];
-        tx.seal_data_frame(record)?;
-        to.write_all(record).await?;
+        let mut sent = 0;
+        for body in layout.split(n) {
+            let frame = &mut frames[sent..sent + RECORD_OVERHEAD + body];
+            tx.seal_data_frame(frame)?;
+            sent += frame.len();
+        }
+        to.write_all(&frames[..sent]).await?;
         carried += n as u64;
+        layout = layout.after(n);
+    }
+}
+
+/// How the sealing side's buffer is cut into frames: `count` frames with room for `body` bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    body: usize,
+    count: usize,
+}
+
+impl Layout {
+    /// A burst starts with one small frame.
+    const FIRST: Layout = Layout { body: FIRST_READ, count: 1 };
+
+    fn frame(self) -> usize {
+        RECORD_OVERHEAD + self.body
+    }
+
+    fn len(self) -> usize {
+        self.count * self.frame()
+    }
+
+    /// The body of each frame, for one scattering read.
+    fn bodies(self, frames: &mut [u8]) -> Vec<IoSliceMut<'_>> {
+        frames
+            .chunks_exact_mut(self.frame())
+            .map(|frame| IoSliceMut::new(&mut frame[BODY_OFFSET..BODY_OFFSET + self.body]))
+            .collect()
+    }
+
+    /// The body lengths a read of `n` bytes filled: whole frames, then perhaps a partial one.
+    fn split(self, n: usize) -> impl Iterator<Item = usize> {
+        let whole = n / self.body;
+        let rest = n % self.body;
+        core::iter::repeat_n(self.body, whole).chain((rest > 0).then_some(rest))
+    }
+
+    /// The layout for the next read: larger frames, then more of them, while reads fill the buffer.
+    fn after(self, n: usize) -> Layout {
+        match self {
+            _ if n < self.body * self.count => self,
+            Layout { body, count } if body < MAX_RECORD_DATA => {
+                Layout { body: (body * 4).min(MAX_RECORD_DATA), count }
+            }
+            Layout { body, count } => Layout { body, count: (count * 2).min(MAX_BATCH) },
+        }
     }
 }
 
 /// Reads records from `from` (after the `pending` bytes already read) and writes their plaintext to
 /// `to`; the peer's end of stream becomes a FIN on `to`. Returns the plaintext bytes carried. The read
-/// buffer holds memory only while a record is incomplete or data is arriving.
+/// buffer holds memory only while a record is incomplete or data is arriving; it starts small and
+/// grows while reads come back full.
 ///
 /// # Errors
 /// A socket error, or a record error, including [`ProtoError::Truncated`] when `from` closes without
@@ -87,6 +147,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut buf = pending;
+    let mut want = FIRST_READ;
     let mut carried = 0;
     // Where the opened records' data lies in `buf`: written together, in one syscall when possible.
     let mut ranges: Vec<Range<usize>> = Vec::new();
@@ -112,16 +173,19 @@ where
         buf.drain(..at);
         if buf.is_empty() {
             buf = Vec::new(); // nothing pending: hold no memory while the peer is quiet
+            want = FIRST_READ;
         }
         from.readable().await?;
-        if buf.capacity() - buf.len() < READ_CHUNK {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
         }
+        let room = buf.capacity() - buf.len();
         match from.try_read_buf(&mut buf) {
             Ok(0) => {
                 rx.finish(&buf)?;
                 return Ok(carried);
             }
+            Ok(n) if n == room => want = (want * 2).min(MAX_READ), // more is waiting: ask for more
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e.into()),
@@ -157,4 +221,42 @@ where
     }
     ranges.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_fills_whole_frames_then_at_most_one_partial_one() {
+        let layout = Layout { body: 100, count: 3 };
+        assert_eq!(layout.split(250).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(layout.split(300).collect::<Vec<_>>(), [100, 100, 100]);
+        assert_eq!(layout.split(7).collect::<Vec<_>>(), [7]);
+    }
+
+    #[test]
+    fn bodies_sit_between_each_frames_header_and_tag() {
+        let layout = Layout { body: 10, count: 2 };
+        let mut frames = vec![0u8; layout.len()];
+        for slice in layout.bodies(&mut frames).iter_mut() {
+            slice.fill(1);
+        }
+        let frame = [vec![0; BODY_OFFSET], vec![1; 10], vec![0; RECORD_OVERHEAD - BODY_OFFSET]].concat();
+        assert_eq!(frames, [frame.clone(), frame].concat());
+    }
+
+    #[test]
+    fn frames_grow_while_reads_come_back_full_and_stay_when_they_do_not() {
+        let mut layout = Layout::FIRST;
+        assert_eq!(layout.after(FIRST_READ - 1), layout, "a short read keeps the layout");
+        let mut seen = vec![layout];
+        while layout != layout.after(layout.body * layout.count) {
+            layout = layout.after(layout.body * layout.count);
+            seen.push(layout);
+        }
+        assert_eq!(layout, Layout { body: MAX_RECORD_DATA, count: MAX_BATCH });
+        assert!(seen.windows(2).all(|w| w[1].len() > w[0].len()), "each step asks for more: {seen:?}");
+        assert!(layout.len() <= MAX_READ);
+    }
 }

@@ -112,11 +112,11 @@ impl ReadHalf {
         }
     }
 
-    /// Reads what is there into `buf` without waiting; `WouldBlock` when nothing is.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads what is there into `bufs`, in order, without waiting; `WouldBlock` when nothing is.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
         match self {
-            ReadHalf::Tcp(r) => r.try_read(buf),
-            ReadHalf::Unix(r) => r.try_read(buf),
+            ReadHalf::Tcp(r) => r.try_read_vectored(bufs),
+            ReadHalf::Unix(r) => r.try_read_vectored(bufs),
         }
     }
 
