@@ -37,9 +37,9 @@ pub(crate) type Backend = RustCrypto;
 #[cfg_attr(feature = "aws-lc", allow(dead_code, reason = "the fallback; tests compare it with aws-lc"))]
 pub(crate) struct RustCrypto(ChaCha20Poly1305);
 
-#[cfg_attr(feature = "aws-lc", allow(dead_code, reason = "used by the fallback backend"))]
-fn noise_nonce(counter: u64) -> Nonce {
-    let mut nonce = Nonce::default();
+/// Noise's nonce for `counter`: 32 zero bits, then the counter little-endian. Every backend uses it.
+fn noise_nonce(counter: u64) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
     nonce[4..].copy_from_slice(&counter.to_le_bytes());
     nonce
 }
@@ -51,13 +51,14 @@ impl Aead for RustCrypto {
 
     fn seal_in_place(&self, counter: u64, ad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
         self.0
-            .encrypt_inout_detached(&noise_nonce(counter), ad, buf.into())
+            .encrypt_inout_detached(&Nonce::from(noise_nonce(counter)), ad, buf.into())
             .expect("records are at most 64 KiB, far below ChaCha20's 256 GiB limit")
             .into()
     }
 
     fn open_in_place(&self, counter: u64, ad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), ()> {
-        self.0.decrypt_inout_detached(&noise_nonce(counter), ad, buf.into(), &Tag::from(*tag)).map_err(|_| ())
+        let nonce = Nonce::from(noise_nonce(counter));
+        self.0.decrypt_inout_detached(&nonce, ad, buf.into(), &Tag::from(*tag)).map_err(|_| ())
     }
 }
 
@@ -69,9 +70,7 @@ pub(crate) struct AwsLc(aws_lc_rs::aead::LessSafeKey);
 #[cfg(feature = "aws-lc")]
 impl AwsLc {
     fn nonce(counter: u64) -> aws_lc_rs::aead::Nonce {
-        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
-        nonce[4..].copy_from_slice(&counter.to_le_bytes());
-        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce)
+        aws_lc_rs::aead::Nonce::assume_unique_for_key(noise_nonce(counter))
     }
 }
 

@@ -55,7 +55,8 @@ where
             from.readable().await?;
         }
         frames.resize(layout.len(), 0);
-        let n = match from.try_read_vectored(&mut layout.bodies(&mut frames)) {
+        let mut bodies = layout.bodies(&mut frames);
+        let n = match from.try_read_vectored(&mut bodies[..layout.count]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 frames = Vec::new(); // idle: give the buffer back until data comes
@@ -102,12 +103,19 @@ impl Layout {
         self.count * self.frame()
     }
 
-    /// The body of each frame, for one scattering read.
-    fn bodies(self, frames: &mut [u8]) -> Vec<IoSliceMut<'_>> {
-        frames
-            .chunks_exact_mut(self.frame())
-            .map(|frame| IoSliceMut::new(&mut frame[BODY_OFFSET..BODY_OFFSET + self.body]))
-            .collect()
+    /// The most one read can bring: every body full.
+    fn room(self) -> usize {
+        self.count * self.body
+    }
+
+    /// The body of each frame, for one scattering read, in a fixed array so that a read allocates
+    /// nothing: the first `count` are the bodies, the rest empty.
+    fn bodies(self, frames: &mut [u8]) -> [IoSliceMut<'_>; MAX_BATCH] {
+        let mut frames = frames.chunks_exact_mut(self.frame());
+        core::array::from_fn(|_| match frames.next() {
+            Some(frame) => IoSliceMut::new(&mut frame[BODY_OFFSET..BODY_OFFSET + self.body]),
+            None => IoSliceMut::new(&mut []),
+        })
     }
 
     /// The body lengths a read of `n` bytes filled: whole frames, then perhaps a partial one.
@@ -120,7 +128,7 @@ impl Layout {
     /// The layout for the next read: larger frames, then more of them, while reads fill the buffer.
     fn after(self, n: usize) -> Layout {
         match self {
-            _ if n < self.body * self.count => self,
+            _ if n < self.room() => self,
             Layout { body, count } if body < MAX_RECORD_DATA => {
                 Layout { body: (body * 4).min(MAX_RECORD_DATA), count }
             }
@@ -239,7 +247,9 @@ mod tests {
     fn bodies_sit_between_each_frames_header_and_tag() {
         let layout = Layout { body: 10, count: 2 };
         let mut frames = vec![0u8; layout.len()];
-        for slice in layout.bodies(&mut frames).iter_mut() {
+        let mut bodies = layout.bodies(&mut frames);
+        assert!(bodies[layout.count..].iter().all(|b| b.is_empty()), "only `count` bodies are used");
+        for slice in &mut bodies[..layout.count] {
             slice.fill(1);
         }
         let frame = [vec![0; BODY_OFFSET], vec![1; 10], vec![0; RECORD_OVERHEAD - BODY_OFFSET]].concat();
@@ -251,8 +261,8 @@ mod tests {
         let mut layout = Layout::FIRST;
         assert_eq!(layout.after(FIRST_READ - 1), layout, "a short read keeps the layout");
         let mut seen = vec![layout];
-        while layout != layout.after(layout.body * layout.count) {
-            layout = layout.after(layout.body * layout.count);
+        while layout != layout.after(layout.room()) {
+            layout = layout.after(layout.room());
             seen.push(layout);
         }
         assert_eq!(layout, Layout { body: MAX_RECORD_DATA, count: MAX_BATCH });
