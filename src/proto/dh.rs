@@ -1,6 +1,6 @@
 //! The X25519 seam: the handshake's two scalar multiplications per side (the public key, then the
 //! shared secret) go through [`Dh`], so that a faster backend replaces the pure-Rust one by changing
-//! the [`Backend`] alias alone, as the AEAD does in `aead.rs`.
+//! the [`Backend`] alias alone, as the AEAD does in `aead/`.
 
 use zeroize::Zeroizing;
 
