@@ -87,7 +87,8 @@ async fn start_pipe(psk: &Psk, target: SocketAddr, what: &str) -> Result<SocketA
 async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAddr, Error> {
     let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = socket.local_addr()?;
-    let listener = Listener::from_std(StdListener::Tcp(socket))?;
+    let tcp = TcpOptions { keepalive: true };
+    let listener = Listener::from_std(StdListener::Tcp(socket), tcp)?;
     let tunnel = Arc::new(Tunnel {
         mode,
         psk: psk.clone(),
@@ -95,7 +96,7 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
         bind: None,
         timeout: Duration::from_secs(5),
         max_connections: 0,
-        tcp: TcpOptions { keepalive: true },
+        tcp,
         stats: Stats::default(),
     });
     tokio::spawn(tunnel::run(listener, tunnel, std::future::pending()));

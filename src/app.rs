@@ -26,6 +26,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let resolved = config.resolve()?;
     let psk = config.load_key()?;
+    crate::proto::init_backends();
     let passed = systemd::take_listener().context("cannot use the socket systemd passed")?;
     // A unix socket file we bind is ours to remove at exit; one systemd passed is systemd's.
     let bound_here = passed.is_none();
@@ -45,7 +46,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start")?;
     runtime.block_on(async {
-        let listener = Listener::from_std(socket).context("cannot use the listening socket")?;
+        let tcp = TcpOptions { keepalive: config.keepalive };
+        let listener = Listener::from_std(socket, tcp).context("cannot use the listening socket")?;
         let target = TargetAddrs::new(config.target_spec.clone(), resolved.target);
         if let Some(interval) = config.reresolve {
             tokio::spawn(target.clone().refresh_every(interval));
@@ -57,7 +59,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             bind: resolved.bind,
             timeout: config.timeout,
             max_connections: config.max_connections,
-            tcp: TcpOptions { keepalive: config.keepalive },
+            tcp,
             stats: Stats::default(),
         });
         let signalled = shutdown_signal(config.foreground).context("cannot install signal handlers")?;

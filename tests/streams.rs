@@ -60,6 +60,34 @@ fn half_close_crosses_the_tunnel_both_ways() {
     assert_eq!(seen.unwrap().len(), request.len(), "the server read a clean end of stream");
 }
 
+/// A service that speaks first (SMTP, SSH, a Redis replica's master...) must hear the client
+/// connect and have its greeting delivered while the client has sent nothing: the `-e` end may not
+/// hold its key confirmation back waiting for client data to send it with.
+#[test]
+fn a_service_that_speaks_first_is_heard_before_the_client_sends() {
+    let dir = scratch("speaks-first");
+    let key = key_file(&dir, "k");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"220 ready\r\n").unwrap();
+        let mut reader = conn.try_clone().unwrap();
+        std::io::copy(&mut reader, &mut conn).unwrap();
+    });
+    let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{port}"), &[], &[]);
+
+    let mut client = TcpStream::connect(pipe.e_addr()).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 11];
+    client.read_exact(&mut greeting).expect("the greeting arrives before the client writes anything");
+    assert_eq!(&greeting, b"220 ready\r\n");
+    client.write_all(b"HELO\r\n").unwrap();
+    let mut echo = [0u8; 6];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"HELO\r\n");
+}
+
 /// Speaks the protocol with the library, sends one record, then closes without the end-of-stream
 /// record: the target must see a reset, never a clean end.
 #[test]

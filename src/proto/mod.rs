@@ -58,6 +58,12 @@ pub use record::{
     RECORD_MAX_LEN, RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Record, Sealer, TYPE_DATA, TYPE_END, Transport,
 };
 
+/// Loads the crypto backends' configuration now (OpenSSL reads its configuration file on first use),
+/// so that no connection waits on it and nothing is read after privileges are dropped. Idempotent.
+pub fn init_backends() {
+    aead::init();
+}
+
 /// Length of a Poly1305 authentication tag, appended to every encrypted message.
 pub const TAG_LEN: usize = 16;
 

@@ -84,17 +84,17 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel) -> Result<Summary, ConnErro
         er.read_exact(&mut msg2).await?;
         let mut confirmation = Vec::new();
         let transport = initiator.read_response(&msg2, &mut confirmation).map_err(io_proto)?;
-        ew.write_all(&confirmation).await?;
-        Ok::<_, io::Error>(transport)
+        Ok::<_, io::Error>((transport, confirmation))
     };
-    let transport = match timeout(tunnel.timeout, handshake).await {
+    let (transport, confirmation) = match timeout(tunnel.timeout, handshake).await {
         Err(_) => return Err(ConnError::HandshakeTimeout),
         Ok(Err(e)) => return Err(handshake_error(e)),
-        Ok(Ok(t)) => t,
+        Ok(Ok(done)) => done,
     };
     let (tx, rx) = transport.split();
     let (pr, pw) = plain.into_split();
-    pump(tx, rx, Vec::new(), (pr, pw), (er, ew)).await
+    // The key confirmation leaves with the client's first bytes when they are already here.
+    pump((tx, confirmation), (rx, Vec::new()), (pr, pw), (er, ew)).await
 }
 
 /// `-d`: run the handshake as responder; only once the initiator is confirmed, connect to the target.
@@ -102,10 +102,7 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel) -> Result<Summary, Conn
     let (mut er, mut ew) = encrypted.into_split();
     let e = EphemeralKey::generate(&mut rand::rng());
     let handshake = async {
-        let mut hello = [0u8; HELLO_LEN];
-        er.read_exact(&mut hello[..PREAMBLE_LEN]).await?;
-        Preamble::check(hello[..PREAMBLE_LEN].try_into().expect("PREAMBLE_LEN bytes")).map_err(io_proto)?;
-        er.read_exact(&mut hello[PREAMBLE_LEN..]).await?;
+        let hello = read_hello(&mut er).await?;
         let (mut unconfirmed, msg2) = Responder::accept(&tunnel.psk, &hello, e).map_err(io_proto)?;
         ew.write_all(&msg2).await?;
         let mut buf = Vec::with_capacity(RECORD_MAX_LEN);
@@ -136,7 +133,26 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel) -> Result<Summary, Conn
         return Err(PumpError::Io(e).into());
     }
     let (tx, rx) = transport.split();
-    pump(tx, rx, pending, (pr, pw), (er, ew)).await
+    pump((tx, Vec::new()), (rx, pending), (pr, pw), (er, ew)).await
+}
+
+/// Reads the initiator's hello, usually in one read. The preamble is checked as soon as it is in, so a
+/// classic spiped or another protocol is refused at once rather than at the handshake timeout.
+async fn read_hello(er: &mut ReadHalf) -> io::Result<[u8; HELLO_LEN]> {
+    let mut hello = [0u8; HELLO_LEN];
+    let mut filled = 0;
+    while filled < HELLO_LEN {
+        let n = er.read(&mut hello[filled..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if filled < PREAMBLE_LEN && filled + n >= PREAMBLE_LEN {
+            Preamble::check(hello[..PREAMBLE_LEN].try_into().expect("PREAMBLE_LEN bytes"))
+                .map_err(io_proto)?;
+        }
+        filled += n;
+    }
+    Ok(hello)
 }
 
 /// Connects to the first target address that answers, within -o.
@@ -160,16 +176,18 @@ async fn connect_target(tunnel: &Tunnel) -> Result<Stream, ConnError> {
 }
 
 /// Runs both directions until both are done; on any failure aborts both sockets, so a truncated or
-/// tampered stream never reaches either side as a clean end.
+/// tampered stream never reaches either side as a clean end. `to_send` is sealed records to send
+/// first; `received` is records already read from the peer, to open first.
 async fn pump(
-    tx: Sealer,
-    rx: Opener,
-    pending: Vec<u8>,
+    (tx, to_send): (Sealer, Vec<u8>),
+    (rx, received): (Opener, Vec<u8>),
     (mut pr, mut pw): (ReadHalf, WriteHalf),
     (mut er, mut ew): (ReadHalf, WriteHalf),
 ) -> Result<Summary, ConnError> {
-    let both =
-        tokio::try_join!(seal_stream(tx, &mut pr, &mut ew), open_stream(rx, pending, &mut er, &mut pw));
+    let both = tokio::try_join!(
+        seal_stream(tx, to_send, &mut pr, &mut ew),
+        open_stream(rx, received, &mut er, &mut pw)
+    );
     match both {
         Ok((sealed, opened)) => Ok(Summary { sealed, opened }),
         Err(e) => {

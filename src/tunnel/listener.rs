@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::Tunnel;
 use super::connection;
-use super::stream::Stream;
+use super::stream::{Stream, TcpOptions};
 
 /// Shortest and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS, ...).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
@@ -27,14 +27,19 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Takes over a listening socket bound before the runtime started (or passed by systemd).
+    /// Takes over a listening socket bound before the runtime started (or passed by systemd). A TCP
+    /// listener gets TCP_NODELAY and the keepalive setting of `options`, which Linux copies to every
+    /// socket it accepts: no option to set per connection.
     ///
     /// # Errors
-    /// When the socket cannot be registered with the runtime.
-    pub fn from_std(socket: StdListener) -> io::Result<Self> {
+    /// When the socket cannot be configured or registered with the runtime.
+    pub fn from_std(socket: StdListener, options: TcpOptions) -> io::Result<Self> {
         match socket {
             StdListener::Tcp(l) => {
                 l.set_nonblocking(true)?;
+                let sock = socket2::SockRef::from(&l);
+                sock.set_tcp_nodelay(true)?;
+                sock.set_keepalive(options.keepalive)?;
                 Ok(Listener::Tcp(TcpListener::from_std(l)?))
             }
             StdListener::Unix(l) => {
@@ -45,11 +50,11 @@ impl Listener {
     }
 
     /// Accepts one connection; returns it with the peer's address, for the log.
-    async fn accept(&self, tunnel: &Tunnel) -> io::Result<(Stream, String)> {
+    async fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
-                Ok((Stream::tcp(stream, tunnel.tcp)?, peer.to_string()))
+                Ok((Stream::Tcp(stream), peer.to_string()))
             }
             Listener::Unix(l) => Ok((Stream::Unix(l.accept().await?.0), String::from("unix"))),
         }
@@ -91,7 +96,7 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
             },
         };
         let accepted = tokio::select! {
-            accepted = listener.accept(&tunnel) => accepted,
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
@@ -138,4 +143,27 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
         tracing::info!(live, "no longer accepting; waiting for live connections to finish");
     }
     let _ = all_done.recv().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options are set once, on the listener: what is accepted must carry them, or every
+    /// connection would run with Nagle's delays and without keepalive.
+    #[tokio::test]
+    async fn accepted_sockets_carry_the_listeners_options() {
+        for keepalive in [true, false] {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = socket.local_addr().unwrap();
+            let listener = Listener::from_std(StdListener::Tcp(socket), TcpOptions { keepalive }).unwrap();
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (Stream::Tcp(accepted), _) = listener.accept().await.unwrap() else {
+                panic!("a TCP listener")
+            };
+            let sock = socket2::SockRef::from(&accepted);
+            assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY is inherited");
+            assert_eq!(sock.keepalive().unwrap(), keepalive, "SO_KEEPALIVE is inherited");
+        }
+    }
 }

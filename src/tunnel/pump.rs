@@ -39,9 +39,18 @@ pub type Carried = u64;
 /// plaintext bytes carried. The buffer exists only while data moves: it is released whenever `from`
 /// has nothing more to give, and starts small again for the next burst.
 ///
+/// `prefix` holds records sealed before the pump started (the `-e` end's key confirmation). They
+/// leave in the same write as the first data when some is already waiting, and alone at once when
+/// none is, so a service that speaks first is not held up.
+///
 /// # Errors
 /// A socket error, or a sealing error (counter exhaustion).
-pub async fn seal_stream<W>(mut tx: Sealer, from: &mut ReadHalf, to: &mut W) -> Result<Carried, PumpError>
+pub async fn seal_stream<W>(
+    mut tx: Sealer,
+    mut prefix: Vec<u8>,
+    from: &mut ReadHalf,
+    to: &mut W,
+) -> Result<Carried, PumpError>
 where
     W: AsyncWrite + Unpin,
 {
@@ -51,7 +60,7 @@ where
     let mut layout = Layout::FIRST;
     let mut carried = 0;
     loop {
-        if frames.is_empty() {
+        if frames.is_empty() && prefix.is_empty() {
             from.readable().await?;
         }
         frames.resize(layout.len(), 0);
@@ -59,6 +68,10 @@ where
         let n = match from.try_read_vectored(&mut bodies[..layout.count]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !prefix.is_empty() {
+                    to.write_all(&prefix).await?;
+                    prefix = Vec::new();
+                }
                 frames = Vec::new(); // idle: give the buffer back until data comes
                 layout = Layout::FIRST;
                 continue;
@@ -66,9 +79,8 @@ where
             Err(e) => return Err(e.into()),
         };
         if n == 0 {
-            let mut end = Vec::with_capacity(RECORD_OVERHEAD);
-            tx.seal_end(&mut end)?;
-            to.write_all(&end).await?;
+            tx.seal_end(&mut prefix)?;
+            to.write_all(&prefix).await?;
             to.shutdown().await?;
             return Ok(carried);
         }
@@ -78,7 +90,14 @@ where
             tx.seal_data_frame(frame)?;
             sent += frame.len();
         }
-        to.write_all(&frames[..sent]).await?;
+        if prefix.is_empty() {
+            to.write_all(&frames[..sent]).await?;
+        } else {
+            // The first read of a connection: at most FIRST_READ bytes to copy behind the prefix.
+            prefix.extend_from_slice(&frames[..sent]);
+            to.write_all(&prefix).await?;
+            prefix = Vec::new();
+        }
         carried += n as u64;
         layout = layout.after(n);
     }
@@ -209,10 +228,13 @@ where
     /// Most slices handed to one `writev`.
     const MAX_SLICES: usize = 64;
     let mut first = 0;
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     while first < ranges.len() {
-        let slices: Vec<IoSlice<'_>> =
-            ranges[first..].iter().take(MAX_SLICES).map(|r| IoSlice::new(&buf[r.clone()])).collect();
-        let mut written = to.write_vectored(&slices).await?;
+        let count = (ranges.len() - first).min(MAX_SLICES);
+        for (slice, range) in slices.iter_mut().zip(&ranges[first..first + count]) {
+            *slice = IoSlice::new(&buf[range.clone()]);
+        }
+        let mut written = to.write_vectored(&slices[..count]).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

@@ -14,7 +14,7 @@ use super::addr::Addr;
 /// A connected socket.
 #[derive(Debug)]
 pub enum Stream {
-    /// TCP, with TCP_NODELAY set.
+    /// TCP, with TCP_NODELAY set (by the listener it was accepted from, or before connecting).
     Tcp(TcpStream),
     /// A unix-domain stream socket.
     Unix(UnixStream),
@@ -28,14 +28,8 @@ pub struct TcpOptions {
 }
 
 impl Stream {
-    /// Wraps an accepted or connected TCP stream, applying TCP_NODELAY and keepalive.
-    pub fn tcp(stream: TcpStream, options: TcpOptions) -> io::Result<Self> {
-        stream.set_nodelay(true)?;
-        socket2::SockRef::from(&stream).set_keepalive(options.keepalive)?;
-        Ok(Stream::Tcp(stream))
-    }
-
-    /// Connects to `addr`, binding TCP connections to `bind` first when given.
+    /// Connects to `addr`, binding TCP connections to `bind` first when given. A TCP socket gets
+    /// TCP_NODELAY and the keepalive setting of `options` before it connects.
     ///
     /// # Errors
     /// The operating system's error.
@@ -44,10 +38,12 @@ impl Stream {
             Addr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
             Addr::Tcp(target) => {
                 let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.set_nodelay(true)?;
+                socket.set_keepalive(options.keepalive)?;
                 if let Some(Addr::Tcp(local)) = bind {
                     socket.bind(*local)?;
                 }
-                Self::tcp(socket.connect(*target).await?, options)
+                Ok(Stream::Tcp(socket.connect(*target).await?))
             }
         }
     }

@@ -52,6 +52,12 @@ pub(crate) type Backend = aws_lc::AwsLc;
 #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
 pub(crate) type Backend = rust_crypto::RustCrypto;
 
+/// Readies the backend in use: OpenSSL loads its configuration once; the others need nothing.
+pub(crate) fn init() {
+    #[cfg(feature = "openssl")]
+    openssl::init();
+}
+
 /// Noise's nonce for `counter`: 32 zero bits, then the counter little-endian. Every backend uses it.
 fn noise_nonce(counter: u64) -> [u8; 12] {
     let mut nonce = [0u8; 12];
