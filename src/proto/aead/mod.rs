@@ -52,10 +52,11 @@ pub(crate) type Backend = aws_lc::AwsLc;
 #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
 pub(crate) type Backend = rust_crypto::RustCrypto;
 
-/// Readies the backend in use: OpenSSL loads its configuration once; the others need nothing.
+/// Readies the backend in use: OpenSSL loads its configuration and fetches the cipher once; the
+/// others need nothing.
 pub(crate) fn init() {
     #[cfg(feature = "openssl")]
-    openssl::init();
+    libcrypto::init();
 }
 
 /// Noise's nonce for `counter`: 32 zero bits, then the counter little-endian. Every backend uses it.
