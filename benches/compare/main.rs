@@ -1,5 +1,6 @@
-//! The side-by-side benchmark: a direct path, spiped-rs, Debian's spiped 1.6 and stunnel (TLS 1.3),
-//! all on loopback in front of the same redis-server and iperf3 server, measured in one run.
+//! The side-by-side benchmark: a direct path, spiped-rs, Debian's spiped 1.6, stunnel (TLS 1.3) and a
+//! relay floor (two HAProxy processes with no encryption), all on loopback in front of the same
+//! redis-server and iperf3 server, measured in one run.
 //!
 //! ```text
 //! cargo bench --bench compare                  # 3 interleaved rounds, idle memory at 1,000 and 10,000
@@ -10,7 +11,8 @@
 //! Each round takes every measure on every path before the next measure, starting from a different
 //! path each round, so drift hits all paths alike; the table shows medians over rounds. Idle memory
 //! is measured once per path, with fresh ends in front of a sink that holds the connections open.
-//! It needs redis-server, redis-tools and iperf3; spiped and stunnel4 are compared when installed.
+//! It needs redis-server, redis-tools and iperf3; spiped, stunnel4 and haproxy are compared when
+//! installed.
 //! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` skips it.
 
 mod measure;
@@ -79,7 +81,9 @@ fn main() -> Result<()> {
         [("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"), ("iperf3", "iperf3")]
     {
         if Command::new(tool).arg("--version").output().is_err() {
-            bail!("{tool} is missing: apt-get install {package} (and spiped stunnel4 to compare them too)");
+            bail!(
+                "{tool} is missing: apt-get install {package} (and spiped stunnel4 haproxy to compare them too)"
+            );
         }
     }
     let files = raise_file_limit(65_536);
@@ -91,7 +95,7 @@ fn main() -> Result<()> {
 }
 
 fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
-    let env = Env::new(dir, PathBuf::from(env!("CARGO_BIN_EXE_spiped")))?;
+    let env = Env::new(dir, PathBuf::from(env!("CARGO_BIN_EXE_spiped")), files)?;
     let mut kinds = Vec::new();
     for kind in Kind::ALL {
         if options.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == kind.name())) {

@@ -1,4 +1,4 @@
-//! The four ways to reach a target that the benchmark compares, and how each is started.
+//! The five ways to reach a target that the benchmark compares, and how each is started.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,10 +19,13 @@ pub enum Kind {
     Classic,
     /// A stunnel client and server, TLS 1.3 with a verified P-256 certificate.
     Stunnel,
+    /// Two HAProxy processes relaying TCP with no encryption at all: the floor, what two extra
+    /// processes on the path cost this machine before any cryptography.
+    Relay,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ours, Kind::Classic, Kind::Stunnel];
+    pub const ALL: [Kind; 5] = [Kind::Direct, Kind::Ours, Kind::Classic, Kind::Stunnel, Kind::Relay];
 
     /// The column heading and JSON key.
     pub fn name(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Kind {
             Kind::Ours => "spiped-rs",
             Kind::Classic => "spiped-1.6",
             Kind::Stunnel => "stunnel",
+            Kind::Relay => "relay",
         }
     }
 }
@@ -41,12 +45,16 @@ pub struct Env {
     ours: PathBuf,
     classic: Option<PathBuf>,
     stunnel: Option<PathBuf>,
+    haproxy: Option<PathBuf>,
     key: PathBuf,
+    /// Connections each relay may hold: what its share of the open-file limit allows.
+    relay_connections: u64,
 }
 
 impl Env {
-    /// Writes a fresh key and, when stunnel is there, a certificate into `dir`.
-    pub fn new(dir: &Path, ours: PathBuf) -> Result<Self> {
+    /// Writes a fresh key and, when stunnel is there, a certificate into `dir`. `files` is the
+    /// open-file limit the ends inherit.
+    pub fn new(dir: &Path, ours: PathBuf, files: u64) -> Result<Self> {
         let key = dir.join("key");
         fs::write(&key, rand::random::<[u8; 32]>())?;
         let found = |p: &str| Path::new(p).exists().then(|| PathBuf::from(p));
@@ -69,7 +77,15 @@ impl Env {
             ]);
             run(&mut openssl, std::time::Duration::from_secs(30)).context("making stunnel's certificate")?;
         }
-        Ok(Self { dir: dir.to_owned(), ours, classic: found("/usr/bin/spiped"), stunnel, key })
+        Ok(Self {
+            dir: dir.to_owned(),
+            ours,
+            classic: found("/usr/bin/spiped"),
+            stunnel,
+            haproxy: found("/usr/sbin/haproxy"),
+            key,
+            relay_connections: files.saturating_sub(100) / 2,
+        })
     }
 
     /// Whether the programs for `kind` are installed, and if not, what to install.
@@ -77,6 +93,7 @@ impl Env {
         match kind {
             Kind::Classic if self.classic.is_none() => Some("spiped (Debian's classic spiped 1.6)"),
             Kind::Stunnel if self.stunnel.is_none() => Some("stunnel4"),
+            Kind::Relay if self.haproxy.is_none() => Some("haproxy"),
             _ => None,
         }
     }
@@ -108,6 +125,7 @@ impl Pair {
                 (spiped(env, binary, "-d", middle, target), spiped(env, binary, "-e", front, middle))
             }
             Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
+            Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
         };
         let name = |end: &str| format!("{}-{end}-{front}", kind.name());
         let mut d = Daemon::spawn(&name("server"), &mut { d }, &env.dir)?;
@@ -142,5 +160,21 @@ fn stunnel(env: &Env, client: bool, accept: u16, connect: u16) -> Result<Command
     fs::write(&file, config)?;
     let mut cmd = Command::new(binary);
     cmd.current_dir(&env.dir).arg(file);
+    Ok(cmd)
+}
+
+/// An HAProxy process relaying `accept` to `connect` in TCP mode, with its defaults otherwise (its
+/// threads on every core, no splicing).
+fn haproxy(env: &Env, accept: u16, connect: u16) -> Result<Command> {
+    let Some(binary) = &env.haproxy else { bail!("no haproxy") };
+    let config = format!(
+        "global\n    maxconn {}\ndefaults\n    mode tcp\n    timeout connect 10s\n    timeout client 1h\n\
+         \x20   timeout server 1h\nlisten relay\n    bind 127.0.0.1:{accept}\n    server target 127.0.0.1:{connect}\n",
+        env.relay_connections
+    );
+    let file = env.dir.join(format!("haproxy-{accept}.cfg"));
+    fs::write(&file, config)?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("-db").arg("-f").arg(file);
     Ok(cmd)
 }
