@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use spiped::proto::Psk;
 use spiped::tunnel::addr::{Addr, SocketSpec, TargetAddrs};
 use spiped::tunnel::stream::TcpOptions;
-use spiped::tunnel::{self, Listener, Mode, Stats, StdListener, Tunnel};
+use spiped::tunnel::{self, AcceptedOptions, Listener, Mode, Stats, StdListener, Tunnel, bind_tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -85,10 +85,10 @@ async fn start_pipe(psk: &Psk, target: SocketAddr, what: &str) -> Result<SocketA
 
 /// Starts one end of the pipe with the daemon's own accept loop, on a free loopback port.
 async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAddr, Error> {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = socket.local_addr()?;
     let tcp = TcpOptions { keepalive: true };
-    let listener = Listener::from_std(StdListener::Tcp(socket), tcp)?;
+    let socket = bind_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), tcp)?;
+    let addr = socket.local_addr()?;
+    let listener = Listener::from_std(StdListener::Tcp(socket), AcceptedOptions::Inherited)?;
     let tunnel = Arc::new(Tunnel {
         mode,
         psk: psk.clone(),

@@ -12,7 +12,7 @@ use crate::logging;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
-use crate::tunnel::{self, Listener, Stats, StdListener, Tunnel};
+use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Tunnel};
 
 /// Runs the daemon until it is told to stop.
 ///
@@ -26,16 +26,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let resolved = config.resolve()?;
     let psk = config.load_key()?;
-    crate::proto::init_backends();
+    crate::proto::init_backends().context("cannot use the crypto library")?;
     let passed = systemd::take_listener().context("cannot use the socket systemd passed")?;
     // A unix socket file we bind is ours to remove at exit; one systemd passed is systemd's.
     let bound_here = passed.is_none();
+    let tcp = TcpOptions { keepalive: config.keepalive };
     let socket = match passed {
         Some(socket) => {
             tracing::info!("using the socket passed by systemd instead of binding {}", config.source_spec);
             socket
         }
-        None => bind(&resolved.source).with_context(|| format!("cannot listen on {}", config.source_spec))?,
+        None => {
+            bind(&resolved.source, tcp).with_context(|| format!("cannot listen on {}", config.source_spec))?
+        }
     };
     if daemonize && daemon.is_none() {
         daemon = Some(become_daemon(&config)?);
@@ -46,8 +49,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start")?;
     runtime.block_on(async {
-        let tcp = TcpOptions { keepalive: config.keepalive };
-        let listener = Listener::from_std(socket, tcp).context("cannot use the listening socket")?;
+        let accepted = if bound_here { AcceptedOptions::Inherited } else { AcceptedOptions::PerSocket(tcp) };
+        let listener = Listener::from_std(socket, accepted).context("cannot use the listening socket")?;
         let target = TargetAddrs::new(config.target_spec.clone(), resolved.target);
         if let Some(interval) = config.reresolve {
             tokio::spawn(target.clone().refresh_every(interval));
@@ -97,9 +100,9 @@ fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
 }
 
 /// Binds the source before the runtime exists, so a daemonizing parent knows it worked.
-fn bind(addr: &Addr) -> std::io::Result<StdListener> {
+fn bind(addr: &Addr, tcp: TcpOptions) -> std::io::Result<StdListener> {
     match addr {
-        Addr::Tcp(a) => Ok(StdListener::Tcp(std::net::TcpListener::bind(a)?)),
+        Addr::Tcp(a) => Ok(StdListener::Tcp(tunnel::bind_tcp(*a, tcp)?)),
         Addr::Unix(path) => {
             remove_stale_socket(path);
             Ok(StdListener::Unix(std::os::unix::net::UnixListener::bind(path)?))

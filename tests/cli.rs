@@ -85,6 +85,31 @@ fn a_missing_key_file_and_a_busy_port_exit_one() {
     assert!(stderr(&out).contains("cannot listen"), "{}", stderr(&out));
 }
 
+/// An OpenSSL configured to offer only FIPS algorithms (as on a system in FIPS mode) has no
+/// ChaCha20-Poly1305: the daemon must say so and exit at start-up, not panic on every connection.
+#[cfg(feature = "openssl")]
+#[test]
+fn an_openssl_without_chacha20_poly1305_stops_the_daemon_at_start_up() {
+    let dir = scratch("fips-only");
+    let key = key_file(&dir, "k");
+    let conf = dir.join("openssl.cnf");
+    std::fs::write(
+        &conf,
+        "openssl_conf = init\n[init]\nalg_section = algorithms\n[algorithms]\ndefault_properties = fips=yes\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(spiped_bin())
+        .args(["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .env("OPENSSL_CONF", &conf)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("cannot use the crypto library"), "{text}");
+    assert!(text.contains("--features aws-lc"), "the way out is named: {text}");
+}
+
 #[test]
 fn a_world_readable_key_starts_with_a_warning() {
     use std::os::unix::fs::PermissionsExt;

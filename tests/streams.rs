@@ -88,6 +88,24 @@ fn a_service_that_speaks_first_is_heard_before_the_client_sends() {
     assert_eq!(&echo, b"HELO\r\n");
 }
 
+/// A client that connects and closes without a byte: the key confirmation and the end of stream
+/// leave together, and the target sees a connection that ends cleanly, empty.
+#[test]
+fn a_client_that_sends_nothing_ends_cleanly_at_the_target() {
+    let dir = scratch("empty-client");
+    let key = key_file(&dir, "k");
+    let server = CollectServer::start();
+    let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", server.port), &[], &[]);
+
+    let mut client = TcpStream::connect(pipe.e_addr()).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let seen = server.outcomes.recv_timeout(Duration::from_secs(10)).expect("the target saw a connection");
+    assert_eq!(seen.expect("a clean end of stream, not a reset"), b"");
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).expect("the client's connection ends cleanly too");
+    assert!(rest.is_empty());
+}
+
 /// Speaks the protocol with the library, sends one record, then closes without the end-of-stream
 /// record: the target must see a reset, never a clean end.
 #[test]

@@ -45,9 +45,10 @@ pub struct Env {
     ours: PathBuf,
     classic: Option<PathBuf>,
     stunnel: Option<PathBuf>,
+    /// HAProxy, for the relay path, when installed.
     haproxy: Option<PathBuf>,
     key: PathBuf,
-    /// Connections each relay may hold: what its share of the open-file limit allows.
+    /// Connections each relay process may hold: half its open-file limit, two descriptors each.
     relay_connections: u64,
 }
 

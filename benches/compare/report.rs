@@ -226,10 +226,15 @@ impl Results {
 
 /// One of issue 6's targets: a ratio's goal, and what spiped-rs and the relay measured on it.
 pub struct Target {
+    /// The target's wording, as in the issue.
     what: &'static str,
+    /// spiped-rs's ratio (the worst of the measures the target covers).
     ours: Option<f64>,
+    /// The same ratio for the relay with no encryption.
     relay: Option<f64>,
+    /// The bound the ratio must reach.
     goal: f64,
+    /// Whether the ratio must be at least `goal` (else at most).
     higher: bool,
 }
 

@@ -1,6 +1,7 @@
 //! The native wire protocol, with no I/O: `docs/PROTOCOL.md` is its specification.
 //!
-//! Nothing in this module touches a socket, a file or a clock. Randomness arrives as an
+//! Nothing in this module touches a socket, a file or a clock (but for [`init_backends`], which the
+//! daemon calls once at start-up so that OpenSSL reads its configuration then). Randomness arrives as an
 //! [`EphemeralKey`] the caller made; bytes arrive in caller-owned buffers; bytes to send are appended to
 //! caller-owned vectors. Both ends can therefore be driven in memory, deterministically, by tests,
 //! benchmarks and fuzzers, and the daemon's I/O shell only moves bytes.
@@ -47,6 +48,7 @@ mod psk;
 mod record;
 mod symmetric;
 
+pub use aead::BackendUnavailable;
 pub use error::ProtoError;
 pub use handshake::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MAGIC, MSG1_LEN, MSG2_LEN, PREAMBLE, PREAMBLE_LEN, PROLOGUE,
@@ -58,10 +60,15 @@ pub use record::{
     RECORD_MAX_LEN, RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Record, Sealer, TYPE_DATA, TYPE_END, Transport,
 };
 
-/// Loads the crypto backends' configuration now (OpenSSL reads its configuration file on first use),
-/// so that no connection waits on it and nothing is read after privileges are dropped. Idempotent.
-pub fn init_backends() {
-    aead::init();
+/// Readies the crypto backends before connections arrive: OpenSSL reads its configuration file and
+/// looks up ChaCha20-Poly1305 here, once, so that no connection waits on it, nothing is read after
+/// privileges are dropped, and a system that refuses the cipher stops the daemon at start-up. The
+/// one place this module lets a library read a file. Idempotent.
+///
+/// # Errors
+/// [`BackendUnavailable`] when the backend cannot work on this system.
+pub fn init_backends() -> Result<(), BackendUnavailable> {
+    aead::init()
 }
 
 /// Length of a Poly1305 authentication tag, appended to every encrypted message.

@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -17,30 +19,54 @@ use super::stream::{Stream, TcpOptions};
 /// Shortest and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS, ...).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
+/// Most connections waiting to be accepted; Linux caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// Binds and listens on `addr` with TCP_NODELAY and the keepalive setting of `options` already set,
+/// so that every connection the kernel completes on it carries them: Linux copies a listener's
+/// options into each connection as its handshake completes, so none need setting per connection.
+///
+/// # Errors
+/// The operating system's error.
+pub fn bind_tcp(addr: SocketAddr, options: TcpOptions) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_keepalive(options.keepalive)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Where accepted TCP sockets get TCP_NODELAY and keepalive from.
+#[derive(Debug, Clone, Copy)]
+pub enum AcceptedOptions {
+    /// From the listener, which had them before it listened ([`bind_tcp`]).
+    Inherited,
+    /// Set on each accepted socket: for a listener made elsewhere (passed by systemd), where
+    /// connections may have queued before anything could be set on it.
+    PerSocket(TcpOptions),
+}
+
 /// A bound, listening source socket.
 #[derive(Debug)]
 pub enum Listener {
-    /// TCP.
-    Tcp(TcpListener),
+    /// TCP, and where its accepted sockets get their options.
+    Tcp(TcpListener, AcceptedOptions),
     /// Unix-domain.
     Unix(UnixListener),
 }
 
 impl Listener {
-    /// Takes over a listening socket bound before the runtime started (or passed by systemd). A TCP
-    /// listener gets TCP_NODELAY and the keepalive setting of `options`, which Linux copies to every
-    /// socket it accepts: no option to set per connection.
+    /// Takes over a listening socket bound before the runtime started (or passed by systemd).
     ///
     /// # Errors
-    /// When the socket cannot be configured or registered with the runtime.
-    pub fn from_std(socket: StdListener, options: TcpOptions) -> io::Result<Self> {
+    /// When the socket cannot be registered with the runtime.
+    pub fn from_std(socket: StdListener, accepted: AcceptedOptions) -> io::Result<Self> {
         match socket {
             StdListener::Tcp(l) => {
                 l.set_nonblocking(true)?;
-                let sock = socket2::SockRef::from(&l);
-                sock.set_tcp_nodelay(true)?;
-                sock.set_keepalive(options.keepalive)?;
-                Ok(Listener::Tcp(TcpListener::from_std(l)?))
+                Ok(Listener::Tcp(TcpListener::from_std(l)?, accepted))
             }
             StdListener::Unix(l) => {
                 l.set_nonblocking(true)?;
@@ -52,12 +78,33 @@ impl Listener {
     /// Accepts one connection; returns it with the peer's address, for the log.
     async fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, accepted) => {
                 let (stream, peer) = l.accept().await?;
+                if let AcceptedOptions::PerSocket(options) = accepted {
+                    stream.set_nodelay(true)?;
+                    socket2::SockRef::from(&stream).set_keepalive(options.keepalive)?;
+                }
                 Ok((Stream::Tcp(stream), peer.to_string()))
             }
             Listener::Unix(l) => Ok((Stream::Unix(l.accept().await?.0), String::from("unix"))),
         }
+    }
+}
+
+/// One live connection in [`super::Stats::active`], counted out when dropped: even if its task
+/// ends in a panic, the count and the drain stay right.
+struct Active<'a>(&'a AtomicU64);
+
+impl<'a> Active<'a> {
+    fn count(active: &'a AtomicU64) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Active(active)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -120,10 +167,10 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
             let _permit = permit;
             let _alive = alive;
             let started = Instant::now();
-            tunnel.stats.active.fetch_add(1, Ordering::Relaxed);
             tunnel.stats.total.fetch_add(1, Ordering::Relaxed);
+            let active = Active::count(&tunnel.stats.active);
             let result = connection::handle(stream, tunnel.clone()).await;
-            tunnel.stats.active.fetch_sub(1, Ordering::Relaxed);
+            drop(active);
             let elapsed = started.elapsed();
             match result {
                 Ok(s) => {
@@ -149,21 +196,41 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
 mod tests {
     use super::*;
 
-    /// The options are set once, on the listener: what is accepted must carry them, or every
+    /// Accepts one connection made after `listener` was set up, and returns its options.
+    async fn accepted_options(listener: Listener, addr: SocketAddr) -> (bool, bool) {
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (Stream::Tcp(accepted), _) = listener.accept().await.unwrap() else { panic!("a TCP listener") };
+        let sock = socket2::SockRef::from(&accepted);
+        (sock.tcp_nodelay().unwrap(), sock.keepalive().unwrap())
+    }
+
+    /// The options are set once, on the listener we bind: what it accepts must carry them, or every
     /// connection would run with Nagle's delays and without keepalive.
     #[tokio::test]
-    async fn accepted_sockets_carry_the_listeners_options() {
+    async fn sockets_accepted_from_our_listener_inherit_its_options() {
+        for keepalive in [true, false] {
+            let socket = bind_tcp("127.0.0.1:0".parse().unwrap(), TcpOptions { keepalive }).unwrap();
+            let addr = socket.local_addr().unwrap();
+            let listener = Listener::from_std(StdListener::Tcp(socket), AcceptedOptions::Inherited).unwrap();
+            assert_eq!(accepted_options(listener, addr).await, (true, keepalive), "keepalive {keepalive}");
+        }
+    }
+
+    /// A listener made elsewhere (systemd's) has whatever options it was given; each accepted
+    /// socket gets ours, including connections that queued before we had the listener.
+    #[tokio::test]
+    async fn sockets_accepted_from_a_passed_listener_get_the_options_set() {
         for keepalive in [true, false] {
             let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = socket.local_addr().unwrap();
-            let listener = Listener::from_std(StdListener::Tcp(socket), TcpOptions { keepalive }).unwrap();
-            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (Stream::Tcp(accepted), _) = listener.accept().await.unwrap() else {
-                panic!("a TCP listener")
-            };
-            let sock = socket2::SockRef::from(&accepted);
-            assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY is inherited");
-            assert_eq!(sock.keepalive().unwrap(), keepalive, "SO_KEEPALIVE is inherited");
+            let queued = std::net::TcpStream::connect(addr).unwrap();
+            let options = AcceptedOptions::PerSocket(TcpOptions { keepalive });
+            let listener = Listener::from_std(StdListener::Tcp(socket), options).unwrap();
+            let (Stream::Tcp(first), _) = listener.accept().await.unwrap() else { panic!("a TCP listener") };
+            let sock = socket2::SockRef::from(&first);
+            assert_eq!((sock.tcp_nodelay().unwrap(), sock.keepalive().unwrap()), (true, keepalive), "queued");
+            drop(queued);
+            assert_eq!(accepted_options(listener, addr).await, (true, keepalive), "keepalive {keepalive}");
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub use connection::Mode;
-pub use listener::{Listener, StdListener, run};
+pub use listener::{AcceptedOptions, Listener, StdListener, bind_tcp, run};
 
 use crate::proto::Psk;
 use addr::{Addr, TargetAddrs};
@@ -32,7 +32,8 @@ pub struct Tunnel {
     pub timeout: Duration,
     /// Most simultaneous connections (-n); 0 for no limit.
     pub max_connections: usize,
-    /// TCP socket options.
+    /// TCP socket options for the connections this end makes (accepted ones get theirs from the
+    /// listener; see [`AcceptedOptions`]).
     pub tcp: TcpOptions,
     /// Counters for logs and status.
     pub stats: Stats,

@@ -6,6 +6,7 @@ use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 
 use super::{Aead, KEY_LEN, TAG_LEN, noise_nonce};
 
+/// One aws-lc key; the nonce is given per record.
 #[cfg_attr(feature = "openssl", allow(dead_code, reason = "OpenSSL's is faster; tests compare this one"))]
 pub(crate) struct AwsLc(LessSafeKey);
 

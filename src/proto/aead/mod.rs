@@ -3,9 +3,9 @@
 //!
 //! | backend | feature | why |
 //! |---|---|---|
-//! | [`libcrypto::OpenSsl`] | `openssl` (default) | the system's libcrypto: AVX-512 code, 1.5x aws-lc's at 16-64 KiB records |
-//! | [`aws_lc::AwsLc`] | `aws-lc` (default) without `openssl` | AVX2 assembly, 2x the pure-Rust crate's at 16 KiB |
-//! | [`rust_crypto::RustCrypto`] | neither | pure Rust, no C library; the reference the tests compare with |
+//! | `libcrypto::OpenSsl` | `openssl` (default) | the system's OpenSSL 3: AVX-512 code, 1.5x aws-lc's at 16-64 KiB records |
+//! | `aws_lc::AwsLc` | `aws-lc` (default) without `openssl` | AVX2 assembly, 2x the pure-Rust crate's at 16 KiB |
+//! | `rust_crypto::RustCrypto` | neither | pure Rust, no C library; the reference the tests compare with |
 
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
@@ -52,11 +52,22 @@ pub(crate) type Backend = aws_lc::AwsLc;
 #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
 pub(crate) type Backend = rust_crypto::RustCrypto;
 
+/// The AEAD backend this build uses cannot work on this system.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no ChaCha20-Poly1305 from {0}; a build with `--no-default-features --features aws-lc` brings its own"
+)]
+pub struct BackendUnavailable(pub(crate) String);
+
 /// Readies the backend in use: OpenSSL loads its configuration and fetches the cipher once; the
 /// others need nothing.
-pub(crate) fn init() {
+///
+/// # Errors
+/// When the backend cannot work here (OpenSSL configured to refuse ChaCha20-Poly1305).
+pub(crate) fn init() -> Result<(), BackendUnavailable> {
     #[cfg(feature = "openssl")]
-    libcrypto::init();
+    libcrypto::init()?;
+    Ok(())
 }
 
 /// Noise's nonce for `counter`: 32 zero bits, then the counter little-endian. Every backend uses it.
