@@ -3,6 +3,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::ops::Range;
+use std::pin::Pin;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -228,13 +229,18 @@ where
     /// Most slices handed to one `writev`.
     const MAX_SLICES: usize = 64;
     let mut first = 0;
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     while first < ranges.len() {
-        let count = (ranges.len() - first).min(MAX_SLICES);
-        for (slice, range) in slices.iter_mut().zip(&ranges[first..first + count]) {
-            *slice = IoSlice::new(&buf[range.clone()]);
-        }
-        let mut written = to.write_vectored(&slices[..count]).await?;
+        // The iovecs live on the stack of each poll, not in this future: a connection's task would
+        // otherwise carry a kilobyte of them for its whole life, idle or not.
+        let mut written = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = (ranges.len() - first).min(MAX_SLICES);
+            for (slice, range) in slices.iter_mut().zip(&ranges[first..first + count]) {
+                *slice = IoSlice::new(&buf[range.clone()]);
+            }
+            Pin::new(&mut *to).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
