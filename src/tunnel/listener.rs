@@ -31,8 +31,7 @@ const BACKLOG: i32 = 4096;
 pub fn bind_tcp(addr: SocketAddr, options: TcpOptions) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_tcp_nodelay(true)?;
-    socket.set_keepalive(options.keepalive)?;
+    options.apply(&socket)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -81,8 +80,7 @@ impl Listener {
             Listener::Tcp(l, accepted) => {
                 let (stream, peer) = l.accept().await?;
                 if let AcceptedOptions::PerSocket(options) = accepted {
-                    stream.set_nodelay(true)?;
-                    socket2::SockRef::from(&stream).set_keepalive(options.keepalive)?;
+                    options.apply(&stream)?;
                 }
                 Ok((Stream::Tcp(stream), peer.to_string()))
             }

@@ -2,6 +2,7 @@
 //! each direction of a connection can be driven on its own.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,6 +28,19 @@ pub struct TcpOptions {
     pub keepalive: bool,
 }
 
+impl TcpOptions {
+    /// Sets TCP_NODELAY, and SO_KEEPALIVE as asked, on `socket`: a listener (whose connections
+    /// inherit them), an accepted socket, or one about to connect.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    pub fn apply(self, socket: &impl AsFd) -> io::Result<()> {
+        let socket = socket2::SockRef::from(socket);
+        socket.set_tcp_nodelay(true)?;
+        socket.set_keepalive(self.keepalive)
+    }
+}
+
 impl Stream {
     /// Connects to `addr`, binding TCP connections to `bind` first when given. A TCP socket gets
     /// TCP_NODELAY and the keepalive setting of `options` before it connects.
@@ -38,8 +52,7 @@ impl Stream {
             Addr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
             Addr::Tcp(target) => {
                 let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-                socket.set_nodelay(true)?;
-                socket.set_keepalive(options.keepalive)?;
+                options.apply(&socket)?;
                 if let Some(Addr::Tcp(local)) = bind {
                     socket.bind(*local)?;
                 }
