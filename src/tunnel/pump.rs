@@ -65,8 +65,8 @@ where
             from.readable().await?;
         }
         frames.resize(layout.len(), 0);
-        let mut bodies = layout.bodies(&mut frames);
-        let n = match from.try_read_vectored(&mut bodies[..layout.count]) {
+        let read = from.try_read_vectored(&mut layout.bodies(&mut frames)[..layout.count]);
+        let n = match read {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !prefix.is_empty() {
