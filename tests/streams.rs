@@ -67,14 +67,7 @@ fn half_close_crosses_the_tunnel_both_ways() {
 fn a_service_that_speaks_first_is_heard_before_the_client_sends() {
     let dir = scratch("speaks-first");
     let key = key_file(&dir, "k");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        conn.write_all(b"220 ready\r\n").unwrap();
-        let mut reader = conn.try_clone().unwrap();
-        std::io::copy(&mut reader, &mut conn).unwrap();
-    });
+    let port = echo_server_saying(b"220 ready\r\n");
     let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{port}"), &[], &[]);
 
     let mut client = TcpStream::connect(pipe.e_addr()).unwrap();

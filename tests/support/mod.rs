@@ -278,6 +278,12 @@ impl CollectServer {
 
 /// A real TCP echo server: writes back every byte as it arrives, half-closes when the client does.
 pub fn echo_server() -> u16 {
+    echo_server_saying(b"")
+}
+
+/// [`echo_server`] that first sends `greeting` on each connection, as a service that speaks first
+/// does.
+pub fn echo_server_saying(greeting: &'static [u8]) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -286,7 +292,7 @@ pub fn echo_server() -> u16 {
             std::thread::spawn(move || {
                 let mut reader = conn.try_clone().unwrap();
                 let mut writer = conn;
-                if io::copy(&mut reader, &mut writer).is_ok() {
+                if writer.write_all(greeting).is_ok() && io::copy(&mut reader, &mut writer).is_ok() {
                     let _ = writer.shutdown(Shutdown::Write);
                 }
             });
