@@ -1,9 +1,9 @@
 //! The native wire protocol, with no I/O: `docs/PROTOCOL.md` is its specification.
 //!
 //! Nothing in this module touches a socket, a file or a clock (but for [`init_backends`], which the
-//! daemon calls once at start-up so that OpenSSL reads its configuration then). Randomness arrives as an
-//! [`EphemeralKey`] the caller made; bytes arrive in caller-owned buffers; bytes to send are appended to
-//! caller-owned vectors. Both ends can therefore be driven in memory, deterministically, by tests,
+//! daemon calls once at start-up so that OpenSSL reads its configuration then). Randomness arrives as
+//! an [`EphemeralKey`] the caller made; bytes arrive in caller-owned buffers; bytes to send are
+//! appended to caller-owned vectors. Both ends can therefore be driven in memory, deterministically, by tests,
 //! benchmarks and fuzzers, and the daemon's I/O shell only moves bytes.
 //!
 //! Each phase of a connection is a type, consumed into the next:
