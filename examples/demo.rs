@@ -95,11 +95,13 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
         target: TargetAddrs::new(SocketSpec::Ip(target), vec![Addr::Tcp(target)]),
         bind: None,
         timeout: Duration::from_secs(5),
+        unproven_timeout: tunnel::UNPROVEN_TIMEOUT,
         max_connections: 0,
+        max_unproven: tunnel::MAX_UNPROVEN,
         tcp,
         stats: Stats::default(),
     });
-    tokio::spawn(tunnel::run(listener, tunnel, std::future::pending()));
+    tokio::spawn(tunnel::run(listener, tunnel, std::future::pending(), std::future::pending()));
     Ok(addr)
 }
 

@@ -12,13 +12,13 @@ use crate::logging;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
-use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Tunnel};
+use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Stopped, Tunnel};
 
-/// Runs the daemon until it is told to stop.
+/// Runs the daemon until it is told to stop; says whether it drained or was stopped at once.
 ///
 /// # Errors
 /// Anything that stops it from starting, with context for the operator.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config) -> anyhow::Result<Stopped> {
     let daemonize = !config.foreground;
     let mut daemon = None;
     if daemonize && config.wait_for_dns {
@@ -48,27 +48,31 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start")?;
-    runtime.block_on(async {
+    let stopped = runtime.block_on(async {
         let accepted = if bound_here { AcceptedOptions::Inherited } else { AcceptedOptions::PerSocket(tcp) };
         let listener = Listener::from_std(socket, accepted).context("cannot use the listening socket")?;
         let target = TargetAddrs::new(config.target_spec.clone(), resolved.target);
         if let Some(interval) = config.reresolve {
             tokio::spawn(target.clone().refresh_every(interval));
         }
+        let file_limit = tunnel::raise_file_limit();
         let tunnel = Arc::new(Tunnel {
             mode: config.mode,
             psk,
             target,
             bind: resolved.bind,
             timeout: config.timeout,
+            unproven_timeout: config.timeout.min(tunnel::UNPROVEN_TIMEOUT),
             max_connections: config.max_connections,
+            max_unproven: tunnel::unproven_cap(file_limit),
             tcp,
             stats: Stats::default(),
         });
-        let signalled = shutdown_signal(config.foreground).context("cannot install signal handlers")?;
+        let (first, second) =
+            shutdown_signals(config.foreground).context("cannot install signal handlers")?;
         let draining = tunnel.clone();
-        let shutdown = async move {
-            signalled.await;
+        let drain = async move {
+            first.await;
             systemd::stopping(draining.stats.active.load(std::sync::atomic::Ordering::Relaxed));
         };
         tracing::info!(
@@ -80,15 +84,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let _pid_file = daemon.map(daemon::Daemon::ready);
         systemd::ready(&systemd::status_line(&tunnel));
         let informer = tokio::spawn(systemd::keep_informed(tunnel.clone()));
-        tunnel::run(listener, tunnel, shutdown).await;
+        let stopped = tunnel::run(listener, tunnel, drain, second).await;
         informer.abort();
         tracing::info!("stopped");
-        anyhow::Ok(())
+        anyhow::Ok(stopped)
     })?;
     if let (true, crate::tunnel::addr::SocketSpec::Unix(path)) = (bound_here, &config.source_spec) {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    Ok(stopped)
 }
 
 fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
@@ -120,31 +124,33 @@ fn remove_stale_socket(path: &std::path::Path) {
     }
 }
 
-/// Completes on the first SIGTERM (or SIGINT in the foreground); a second one exits at once.
-fn shutdown_signal(foreground: bool) -> std::io::Result<impl Future<Output = ()>> {
+/// Two futures: the first completes on the first SIGTERM (or SIGINT in the foreground), the second on
+/// the one after it.
+fn shutdown_signals(
+    foreground: bool,
+) -> std::io::Result<(impl Future<Output = ()>, impl Future<Output = ()>)> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = if foreground { Some(signal(SignalKind::interrupt())?) } else { None };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let mut tx = Some(tx);
-        loop {
+        for (tx, what) in [
+            (first_tx, "signal received: draining (a second signal stops at once)"),
+            (second_tx, "second signal: resetting live connections and stopping"),
+        ] {
             tokio::select! {
                 _ = term.recv() => {}
                 Some(_) = async { match &mut int { Some(i) => i.recv().await, None => std::future::pending().await } } => {}
             }
-            match tx.take() {
-                Some(tx) => {
-                    tracing::info!("signal received: draining (a second signal stops at once)");
-                    let _ = tx.send(());
-                }
-                None => {
-                    tracing::warn!("second signal: exiting without waiting for live connections");
-                    std::process::exit(1);
-                }
-            }
+            tracing::info!("{what}");
+            let _ = tx.send(());
         }
     });
-    Ok(async move {
-        let _ = rx.await;
-    })
+    // A dropped sender (the runtime shutting down) is not a signal.
+    let wait = |rx: tokio::sync::oneshot::Receiver<()>| async move {
+        if rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    Ok((wait(first_rx), wait(second_rx)))
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use spiped::cli::{Args, USAGE};
 use spiped::config::Config;
+use spiped::tunnel::Stopped;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse_from_args(std::env::args_os()) {
@@ -21,7 +22,9 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     match spiped::app::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Drained) => ExitCode::SUCCESS,
+        // A second signal stopped it with connections still live: not a clean stop.
+        Ok(Stopped::Aborted(_)) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("spiped: {e:#}");
             ExitCode::FAILURE

@@ -58,6 +58,7 @@ pub use psk::{PSK_LEN, Psk};
 pub use record::{
     MAX_RECORD_DATA, Opened, Opener, RECORD_HEADER_LEN, RECORD_MAX_BODY, RECORD_MAX_CIPHERTEXT,
     RECORD_MAX_LEN, RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Record, Sealer, TYPE_DATA, TYPE_END, Transport,
+    frame_len,
 };
 
 /// Readies the crypto backends before connections arrive: OpenSSL reads its configuration file and

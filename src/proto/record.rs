@@ -187,6 +187,13 @@ pub struct Opener {
     state: OpenerState,
 }
 
+/// The whole length, header included, of the record at the front of `buf`, once its header is in:
+/// how much a reader must hold to open it.
+pub fn frame_len(buf: &[u8]) -> Option<usize> {
+    let header = buf.first_chunk::<RECORD_HEADER_LEN>()?;
+    Some(RECORD_HEADER_LEN + usize::from(u16::from_be_bytes(*header)))
+}
+
 impl Opener {
     pub(crate) fn new(cipher: CipherState) -> Self {
         Opener { cipher, state: OpenerState::Open }

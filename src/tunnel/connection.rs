@@ -1,20 +1,24 @@
 //! One connection, from accept to close: the handshake for the end we are, the target connection
-//! (made only after the peer is authenticated on a `-d` end), then the pump.
+//! (made only after the peer is authenticated on a `-d` end), then the pump. Every way it can fail
+//! before the end closes the sockets it holds as failures (an RST), never as a clean, empty stream.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
 use super::Tunnel;
 use super::addr::Addr;
+use super::handshake::{self, Established, HandshakeError};
 use super::pump::{PumpError, open_stream, seal_stream};
+use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
-use crate::proto::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, Preamble, ProtoError,
-    RECORD_MAX_LEN, Responder, Sealer,
-};
+use super::unproven::Ticket;
+use crate::proto::{Opener, Sealer};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +32,15 @@ pub enum Mode {
 /// Why a connection ended early. Logged; never sent to the peer.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
-    /// The peer failed the handshake (wrong key, garbage, a replay, another protocol).
+    /// The handshake failed: the peer's bytes were refused, or it closed the connection.
     #[error("handshake failed: {0}")]
-    Handshake(ProtoError),
-    /// The peer closed or reset the connection during the handshake.
-    #[error("handshake failed: peer closed the connection early ({0})")]
-    HandshakeIo(io::Error),
-    /// The handshake did not finish within -o.
+    Handshake(#[from] HandshakeError),
+    /// The handshake did not finish in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The peer had not proved the key when newer unproven connections needed its place.
+    #[error("handshake unfinished when the room for unproven connections was full; closed for a newer one")]
+    Evicted,
     /// No target address accepted a connection.
     #[error("target {target} unreachable: {source}")]
     Target {
@@ -51,6 +55,25 @@ pub enum ConnError {
     /// The established connection failed: a socket error, tampering or truncation.
     #[error("connection aborted: {0}")]
     Pump(#[from] PumpError),
+    /// The daemon was told to stop at once (a second signal).
+    #[error("reset: the daemon is stopping at once")]
+    Stopped,
+}
+
+impl ConnError {
+    /// For handshake failures, a short reason for the log's summary of them; `None` for the others,
+    /// which are logged one by one.
+    pub fn handshake_reason(&self) -> Option<&'static str> {
+        match self {
+            ConnError::Handshake(HandshakeError::Proto(_)) => {
+                Some("refused (wrong key, garbage or a replay)")
+            }
+            ConnError::Handshake(HandshakeError::Io(_)) => Some("closed by the peer"),
+            ConnError::HandshakeTimeout => Some("timed out"),
+            ConnError::Evicted => Some("closed to make room"),
+            _ => None,
+        }
+    }
 }
 
 /// What a finished connection carried, for the log.
@@ -62,97 +85,129 @@ pub struct Summary {
     pub opened: u64,
 }
 
+/// What the accept loop hands a connection besides its socket.
+#[derive(Debug)]
+pub struct Admission {
+    /// `-d`: the connection's place among those not yet authenticated; given up once the peer proves
+    /// the key, and its eviction closes the connection.
+    pub unproven: Option<Ticket>,
+    /// `-d`: the `-n` limit, taken once the peer is authenticated (`-e` takes it before accepting).
+    pub limit: Option<Arc<Semaphore>>,
+    /// The forced stop.
+    pub abort: Abort,
+}
+
 /// Handles one accepted connection to the end.
 ///
 /// # Errors
-/// [`ConnError`]; the sockets have been closed (aborted, where the stream failed) when it returns.
-pub async fn handle(accepted: Stream, tunnel: Arc<Tunnel>) -> Result<Summary, ConnError> {
+/// [`ConnError`]; the sockets have been closed (reset, where the connection failed) when it returns.
+pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
     match tunnel.mode {
-        Mode::Encrypt => encrypt_end(accepted, &tunnel).await,
-        Mode::Decrypt => decrypt_end(accepted, &tunnel).await,
+        Mode::Encrypt => encrypt_end(accepted, tunnel, admission.abort).await,
+        Mode::Decrypt => decrypt_end(accepted, tunnel, admission).await,
     }
 }
 
-/// `-e`: connect to the target, run the handshake as initiator, then pump.
-async fn encrypt_end(plain: Stream, tunnel: &Tunnel) -> Result<Summary, ConnError> {
-    let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
-    let e = EphemeralKey::generate(&mut rand::rng());
-    let handshake = async {
-        let (initiator, hello) = Initiator::start(&tunnel.psk, e);
-        ew.write_all(&hello).await?;
-        let mut msg2 = [0u8; MSG2_LEN];
-        er.read_exact(&mut msg2).await?;
-        let mut confirmation = Vec::new();
-        let transport = initiator.read_response(&msg2, &mut confirmation).map_err(io_proto)?;
-        Ok::<_, io::Error>((transport, confirmation))
-    };
-    let (transport, confirmation) = match timeout(tunnel.timeout, handshake).await {
-        Err(_) => return Err(ConnError::HandshakeTimeout),
-        Ok(Err(e)) => return Err(handshake_error(e)),
-        Ok(Ok(done)) => done,
-    };
-    let (tx, rx) = transport.split();
-    let (pr, pw) = plain.into_split();
-    // The key confirmation leaves with the client's first bytes when they are already here.
-    pump((tx, confirmation), (rx, Vec::new()), (pr, pw), (er, ew)).await
-}
-
-/// `-d`: run the handshake as responder; only once the initiator is confirmed, connect to the target.
-async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel) -> Result<Summary, ConnError> {
-    let (mut er, mut ew) = encrypted.into_split();
-    let e = EphemeralKey::generate(&mut rand::rng());
-    let handshake = async {
-        let hello = read_hello(&mut er).await?;
-        let (mut unconfirmed, msg2) = Responder::accept(&tunnel.psk, &hello, e).map_err(io_proto)?;
-        ew.write_all(&msg2).await?;
-        let mut buf = Vec::with_capacity(RECORD_MAX_LEN);
-        loop {
-            if er.read_buf(&mut buf).await? == 0 {
-                return Err(io_proto(ProtoError::Truncated));
-            }
-            match unconfirmed.confirm(&mut buf).map_err(io_proto)? {
-                Confirm::NeedMore(u) => unconfirmed = u,
-                Confirm::Confirmed { transport, data, consumed } => {
-                    let first = data.to_vec();
-                    buf.drain(..consumed);
-                    return Ok((transport, first, buf));
-                }
+/// `-e`: connect to the target, run the handshake as initiator, then pump. If either fails, the client
+/// is reset: it must not take a failed pipe for a service that closed without a word.
+async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result<Summary, ConnError> {
+    let setup = async {
+        let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
+        match within(tunnel.timeout, handshake::initiate(&mut er, &mut ew, &tunnel.psk)).await {
+            Ok(established) => Ok((established, er, ew)),
+            Err(e) => {
+                ew.abort();
+                Err(e)
             }
         }
     };
-    let (transport, first, pending) = match timeout(tunnel.timeout, handshake).await {
-        Err(_) => return Err(ConnError::HandshakeTimeout),
-        Ok(Err(e)) => return Err(handshake_error(e)),
-        Ok(Ok(done)) => done,
+    let (established, er, ew) = match unless_stopped(&mut abort, setup).await {
+        Ok(done) => done,
+        Err(e) => {
+            plain.abort();
+            return Err(e);
+        }
     };
-    // The peer is authenticated: only now does the protected service see a connection.
-    let (pr, mut pw) = connect_target(tunnel).await?.into_split();
+    let Established { transport, first: confirmation, .. } = established;
+    let (tx, rx) = transport.split();
+    // The key confirmation leaves with the client's first bytes when they are already here.
+    let sealing = Direction { state: tx, bytes: confirmation };
+    let opening = Direction { state: rx, bytes: Vec::new() };
+    pump(sealing, opening, plain.into_split(), (er, ew), abort).await
+}
+
+/// `-d`: run the handshake as responder within the unproven connections' deadline; only once the
+/// initiator is confirmed, take a `-n` slot and connect to the target.
+async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
+    let Admission { unproven, limit, mut abort } = admission;
+    let (mut er, mut ew) = encrypted.into_split();
+    let proof = async {
+        let handshake = within(tunnel.unproven_timeout, handshake::respond(&mut er, &mut ew, &tunnel.psk));
+        match unproven {
+            Some(mut ticket) => tokio::select! {
+                done = handshake => done,
+                () = ticket.evicted() => Err(ConnError::Evicted),
+            },
+            None => handshake.await,
+        }
+    };
+    let established = match unless_stopped(&mut abort, proof).await {
+        Ok(done) => done,
+        Err(e) => {
+            ew.abort();
+            return Err(e);
+        }
+    };
+    // The peer is authenticated: only now does it count against -n, and does the service see it.
+    let target = unless_stopped(&mut abort, async {
+        let permit = take_slot(limit).await;
+        Ok((permit, connect_target(tunnel).await?))
+    });
+    let (_permit, target) = match target.await {
+        Ok(done) => done,
+        Err(e) => {
+            ew.abort();
+            return Err(e);
+        }
+    };
+    let (pr, mut pw) = target.into_split();
+    let Established { transport, first, pending } = established;
     if let Err(e) = pw.write_all(&first).await {
         pw.abort();
         ew.abort();
         return Err(PumpError::Io(e).into());
     }
     let (tx, rx) = transport.split();
-    pump((tx, Vec::new()), (rx, pending), (pr, pw), (er, ew)).await
+    let sealing = Direction { state: tx, bytes: Vec::new() };
+    let opening = Direction { state: rx, bytes: pending };
+    pump(sealing, opening, (pr, pw), (er, ew), abort).await
 }
 
-/// Reads the initiator's hello, usually in one read. The preamble is checked as soon as it is in, so a
-/// classic spiped or another protocol is refused at once rather than at the handshake timeout.
-async fn read_hello(er: &mut ReadHalf) -> io::Result<[u8; HELLO_LEN]> {
-    let mut hello = [0u8; HELLO_LEN];
-    let mut filled = 0;
-    while filled < HELLO_LEN {
-        let n = er.read(&mut hello[filled..]).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if filled < PREAMBLE_LEN && filled + n >= PREAMBLE_LEN {
-            Preamble::check(hello[..PREAMBLE_LEN].try_into().expect("PREAMBLE_LEN bytes"))
-                .map_err(io_proto)?;
-        }
-        filled += n;
+/// Waits for a `-n` slot, if there is a limit.
+async fn take_slot(limit: Option<Arc<Semaphore>>) -> Option<OwnedSemaphorePermit> {
+    match limit {
+        Some(sem) => Some(sem.acquire_owned().await.expect("the connection limit is never closed")),
+        None => None,
     }
-    Ok(hello)
+}
+
+/// Runs a handshake within `limit`.
+async fn within(
+    limit: Duration,
+    handshake: impl Future<Output = Result<Established, HandshakeError>>,
+) -> Result<Established, ConnError> {
+    timeout(limit, handshake).await.map_err(|_| ConnError::HandshakeTimeout)?.map_err(ConnError::from)
+}
+
+/// Runs `work` unless the forced stop comes first.
+async fn unless_stopped<T>(
+    abort: &mut Abort,
+    work: impl Future<Output = Result<T, ConnError>>,
+) -> Result<T, ConnError> {
+    tokio::select! {
+        done = work => done,
+        () = abort.requested() => Err(ConnError::Stopped),
+    }
 }
 
 /// Connects to the first target address that answers, within -o.
@@ -175,37 +230,37 @@ async fn connect_target(tunnel: &Tunnel) -> Result<Stream, ConnError> {
     timeout(tunnel.timeout, attempt).await.unwrap_or(Err(ConnError::TargetTimeout))
 }
 
-/// Runs both directions until both are done; on any failure aborts both sockets, so a truncated or
-/// tampered stream never reaches either side as a clean end. `to_send` is sealed records to send
-/// first; `received` is records already read from the peer, to open first.
+/// One direction's record state and the bytes it starts with.
+struct Direction<S> {
+    /// The sealer or opener.
+    state: S,
+    /// Sealing: records sealed before the pump started, sent first. Opening: bytes already read from
+    /// the peer, opened first.
+    bytes: Vec<u8>,
+}
+
+/// Runs both directions until both are done; on any failure, or the forced stop, resets both sockets,
+/// so a truncated or tampered stream never reaches either side as a clean end.
 async fn pump(
-    (tx, to_send): (Sealer, Vec<u8>),
-    (rx, received): (Opener, Vec<u8>),
+    sealing: Direction<Sealer>,
+    opening: Direction<Opener>,
     (mut pr, mut pw): (ReadHalf, WriteHalf),
     (mut er, mut ew): (ReadHalf, WriteHalf),
+    mut abort: Abort,
 ) -> Result<Summary, ConnError> {
-    let both = tokio::try_join!(
-        seal_stream(tx, to_send, &mut pr, &mut ew),
-        open_stream(rx, received, &mut er, &mut pw)
-    );
-    match both {
+    let both = async {
+        tokio::try_join!(
+            seal_stream(sealing.state, sealing.bytes, &mut pr, &mut ew),
+            open_stream(opening.state, opening.bytes, &mut er, &mut pw)
+        )
+        .map_err(ConnError::from)
+    };
+    match unless_stopped(&mut abort, both).await {
         Ok((sealed, opened)) => Ok(Summary { sealed, opened }),
         Err(e) => {
             pw.abort();
             ew.abort();
-            Err(e.into())
+            Err(e)
         }
-    }
-}
-
-/// Carries a protocol error through the handshake's `io::Result`.
-fn io_proto(e: ProtoError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-fn handshake_error(e: io::Error) -> ConnError {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<ProtoError>()) {
-        Some(proto) => ConnError::Handshake(*proto),
-        None => ConnError::HandshakeIo(e),
     }
 }

@@ -13,8 +13,11 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::Tunnel;
-use super::connection;
+use super::connection::{self, Admission, Mode};
+use super::failures::FailureLog;
+use super::shutdown::abort_channel;
 use super::stream::{Stream, TcpOptions};
+use super::unproven::Unproven;
 
 /// Shortest and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS, ...).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
@@ -75,16 +78,35 @@ impl Listener {
     }
 
     /// Accepts one connection; returns it with the peer's address, for the log.
-    async fn accept(&self) -> io::Result<(Stream, String)> {
+    async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
             Listener::Tcp(l, accepted) => {
                 let (stream, peer) = l.accept().await?;
                 if let AcceptedOptions::PerSocket(options) = accepted {
                     options.apply(&stream)?;
                 }
-                Ok((Stream::Tcp(stream), peer.to_string()))
+                Ok((Stream::Tcp(stream), Peer(Some(peer))))
             }
-            Listener::Unix(l) => Ok((Stream::Unix(l.accept().await?.0), String::from("unix"))),
+            Listener::Unix(l) => Ok((Stream::Unix(l.accept().await?.0), Peer(None))),
+        }
+    }
+}
+
+/// Who connected: a TCP peer's address, or nobody in particular on a unix socket.
+#[derive(Debug, Clone, Copy)]
+struct Peer(Option<SocketAddr>);
+
+impl Peer {
+    fn ip(self) -> Option<std::net::IpAddr> {
+        self.0.map(|a| a.ip())
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unix"),
         }
     }
 }
@@ -115,18 +137,42 @@ pub enum StdListener {
     Unix(std::os::unix::net::UnixListener),
 }
 
-/// Accepts connections until `shutdown` completes, then stops accepting and waits for every live
-/// connection to finish.
-pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every live connection finished on its own.
+    Drained,
+    /// The forced stop came first: this many connections were reset.
+    Aborted(u64),
+}
+
+/// Accepts connections until `drain` completes, then stops accepting and waits for every live
+/// connection to finish; if `force` completes first, resets the live connections and returns once
+/// their tasks are gone.
+///
+/// On a `-e` end a connection takes its `-n` slot before it is accepted: at the limit, new clients wait
+/// in the backlog. On a `-d` end the accept loop never waits: a connection is unproven until its peer
+/// proves the key, unproven ones have a cap of their own (the oldest is closed for a new one), and only
+/// an authenticated connection takes a `-n` slot. A flood of connections from peers without the key
+/// therefore never stops a legitimate one from being accepted.
+pub async fn run(
+    listener: Listener,
+    tunnel: Arc<Tunnel>,
+    drain: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
+) -> Stopped {
+    tokio::pin!(drain);
     let limit = (tunnel.max_connections > 0).then(|| Arc::new(Semaphore::new(tunnel.max_connections)));
+    let unproven = (tunnel.mode == Mode::Decrypt).then(|| Unproven::new(tunnel.max_unproven));
+    let failures = FailureLog::new();
+    let summaries = tokio::spawn(failures.clone().summarize());
+    let (aborter, abort) = abort_channel();
     // Every connection task holds a sender; when all are dropped, the drain is over.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let permit = match &limit {
-            None => None,
-            Some(sem) => match sem.clone().try_acquire_owned() {
+        let permit = match (&limit, tunnel.mode) {
+            (Some(sem), Mode::Encrypt) => match sem.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     tracing::warn!(
@@ -135,14 +181,15 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
                     );
                     tokio::select! {
                         permit = sem.clone().acquire_owned() => Some(permit.expect("the semaphore is never closed")),
-                        () = &mut shutdown => break,
+                        () = &mut drain => break,
                     }
                 }
             },
+            _ => None,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
+            () = &mut drain => break,
         };
         let (stream, peer) = match accepted {
             Ok(stream) => {
@@ -153,13 +200,26 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
                 tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
-                    () = &mut shutdown => break,
+                    () = &mut drain => break,
                 }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
+        let ticket = unproven.as_ref().map(|set| {
+            let (ticket, made_room) = set.admit();
+            if made_room {
+                tracing::debug!(cap = set.cap(), "unproven connections at their cap: closing the oldest");
+            }
+            ticket
+        });
+        let admission = Admission {
+            unproven: ticket,
+            limit: if tunnel.mode == Mode::Decrypt { limit.clone() } else { None },
+            abort: abort.clone(),
+        };
         let tunnel = tunnel.clone();
+        let failures = failures.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -167,7 +227,7 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
             let started = Instant::now();
             tunnel.stats.total.fetch_add(1, Ordering::Relaxed);
             let active = Active::count(&tunnel.stats.active);
-            let result = connection::handle(stream, tunnel.clone()).await;
+            let result = connection::handle(stream, &tunnel, admission).await;
             drop(active);
             let elapsed = started.elapsed();
             match result {
@@ -176,7 +236,13 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
                 }
                 Err(e) => {
                     tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%peer, ?elapsed, "{e}");
+                    let in_full = match e.handshake_reason() {
+                        Some(reason) => failures.note(peer.ip(), reason),
+                        None => true,
+                    };
+                    if in_full {
+                        tracing::warn!(%peer, ?elapsed, "{e}");
+                    }
                 }
             }
         });
@@ -187,7 +253,21 @@ pub async fn run(listener: Listener, tunnel: Arc<Tunnel>, shutdown: impl Future<
     if live > 0 {
         tracing::info!(live, "no longer accepting; waiting for live connections to finish");
     }
-    let _ = all_done.recv().await;
+    let stopped = tokio::select! {
+        _ = all_done.recv() => Stopped::Drained,
+        () = force => {
+            let live = tunnel.stats.active.load(Ordering::Relaxed);
+            tracing::warn!(live, "stopping at once: resetting live connections");
+            aborter.abort_all();
+            let _ = all_done.recv().await;
+            Stopped::Aborted(live)
+        }
+    };
+    summaries.abort();
+    if let Some(summary) = failures.end_period() {
+        tracing::warn!("{summary}");
+    }
+    stopped
 }
 
 #[cfg(test)]

@@ -3,15 +3,21 @@
 
 pub mod addr;
 pub mod connection;
+pub mod failures;
+pub mod handshake;
 pub mod listener;
 pub mod pump;
+pub mod shutdown;
 pub mod stream;
+pub mod unproven;
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
 pub use connection::Mode;
-pub use listener::{AcceptedOptions, Listener, StdListener, bind_tcp, run};
+pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
 
 use crate::proto::Psk;
 use addr::{Addr, TargetAddrs};
@@ -28,10 +34,15 @@ pub struct Tunnel {
     pub target: TargetAddrs,
     /// Local address for outgoing connections (-b).
     pub bind: Option<Addr>,
-    /// Bound on the target connect and on the handshake (-o).
+    /// Bound on the target connect and on the `-e` end's handshake (-o).
     pub timeout: Duration,
-    /// Most simultaneous connections (-n); 0 for no limit.
+    /// Bound on a `-d` end's handshake: the time a peer that has not proved the key may hold a
+    /// connection. Short, since a legitimate initiator sends its hello as soon as it connects.
+    pub unproven_timeout: Duration,
+    /// Most simultaneous authenticated connections (-n); 0 for no limit.
     pub max_connections: usize,
+    /// Most `-d` connections whose peer has not yet proved the key; the oldest is closed for a new one.
+    pub max_unproven: usize,
     /// TCP socket options for the connections this end makes (accepted ones get theirs from the
     /// listener; see [`AcceptedOptions`]).
     pub tcp: TcpOptions,
@@ -48,4 +59,30 @@ pub struct Stats {
     pub total: AtomicU64,
     /// Connections that ended in an error (handshake, target, or an aborted stream).
     pub failed: AtomicU64,
+}
+
+/// The longest a `-d` end waits for a peer to prove the key (or -o, if shorter): a hello comes as soon
+/// as the initiator connects and the key confirmation one round trip later, so this leaves room for a
+/// slow link and a lost segment or two, and no more.
+pub const UNPROVEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most unproven connections a `-d` end holds, whatever the file limit allows.
+pub const MAX_UNPROVEN: usize = 1024;
+
+/// Raises the soft limit on open files to the hard limit, as far as the system allows, and returns the
+/// limit in force: a daemon that holds two descriptors per connection should not stop at the 1,024 that
+/// shells and service managers give by default.
+pub fn raise_file_limit() -> u64 {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// How many unproven connections a `-d` end may hold with `file_limit` descriptors: a quarter of them,
+/// so that they can never starve authenticated connections of descriptors, and at most
+/// [`MAX_UNPROVEN`].
+pub fn unproven_cap(file_limit: u64) -> usize {
+    usize::try_from(file_limit / 4).unwrap_or(usize::MAX).clamp(16, MAX_UNPROVEN)
 }

@@ -9,17 +9,29 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::stream::ReadHalf;
 
-use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_OVERHEAD, Record, Sealer};
+use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_MAX_LEN, RECORD_OVERHEAD, Record, Sealer};
 
 /// Where the body of a record starts within its frame: after the length and the type byte.
 const BODY_OFFSET: usize = crate::proto::RECORD_HEADER_LEN + 1;
 
 /// The first read of a burst asks for this much: a small write costs a small buffer.
 const FIRST_READ: usize = 4 * 1024;
+/// The most memory one direction of a connection holds for data in flight, whatever its peers do: a
+/// reader that stops reading pins at most this much on each end (docs/performance.md has the figure).
+/// Four 64 KiB records per syscall run as fast as eight did.
+pub const MAX_BUFFER: usize = 256 * 1024;
 /// Most records sealed from one read, and sent with one write, while reads keep coming back full.
-const MAX_BATCH: usize = 8;
-/// Most bytes asked of the socket at once on the encrypted side: about [`MAX_BATCH`] full records.
-const MAX_READ: usize = MAX_BATCH * (RECORD_OVERHEAD + MAX_RECORD_DATA);
+const MAX_BATCH: usize = 4;
+/// The largest record body the sealing side makes: [`MAX_BATCH`] whole frames fit in [`MAX_BUFFER`]
+/// (a byte short of the wire's largest, [`MAX_RECORD_DATA`]).
+const MAX_BODY: usize = MAX_BUFFER / MAX_BATCH - RECORD_OVERHEAD;
+/// Most bytes asked of the socket at once on the encrypted side.
+const MAX_READ: usize = MAX_BUFFER;
+
+// The frames are records the wire can carry, within a few bytes of the largest; and the opening side,
+// which holds at most part of one record between reads, always has room to read the rest of it.
+const _: () = assert!(MAX_BODY <= MAX_RECORD_DATA && MAX_RECORD_DATA - MAX_BODY < 16);
+const _: () = assert!(RECORD_MAX_LEN < MAX_BUFFER);
 
 /// Why a direction stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +161,7 @@ impl Layout {
     fn after(self, n: usize) -> Layout {
         match self {
             _ if n < self.room() => self,
-            Layout { body, count } if body < MAX_RECORD_DATA => {
-                Layout { body: (body * 4).min(MAX_RECORD_DATA), count }
-            }
+            Layout { body, count } if body < MAX_BODY => Layout { body: (body * 4).min(MAX_BODY), count },
             Layout { body, count } => Layout { body, count: (count * 2).min(MAX_BATCH) },
         }
     }
@@ -204,8 +214,10 @@ where
             want = FIRST_READ;
         }
         from.readable().await?;
-        if buf.capacity() - buf.len() < want {
-            buf.reserve(want);
+        // What is left is less than one record, so there is always room for the rest of it.
+        let room = want.min(MAX_BUFFER - buf.len());
+        if buf.capacity() - buf.len() < room {
+            buf.reserve_exact(room);
         }
         let room = buf.capacity() - buf.len();
         match from.try_read_buf(&mut buf) {
@@ -293,8 +305,8 @@ mod tests {
             layout = layout.after(layout.room());
             seen.push(layout);
         }
-        assert_eq!(layout, Layout { body: MAX_RECORD_DATA, count: MAX_BATCH });
+        assert_eq!(layout, Layout { body: MAX_BODY, count: MAX_BATCH });
         assert!(seen.windows(2).all(|w| w[1].len() > w[0].len()), "each step asks for more: {seen:?}");
-        assert!(layout.len() <= MAX_READ);
+        assert!(layout.len() <= MAX_BUFFER, "a stalled reader pins at most MAX_BUFFER");
     }
 }

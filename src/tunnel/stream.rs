@@ -61,6 +61,12 @@ impl Stream {
         }
     }
 
+    /// Closes the connection as a failure: for TCP an RST (SO_LINGER 0), so the far side sees an error
+    /// rather than a clean, empty stream. A unix socket is closed; it has no such signal.
+    pub fn abort(self) {
+        self.into_split().1.abort();
+    }
+
     /// Splits into halves that can be moved to different futures.
     pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self {

@@ -1,0 +1,116 @@
+//! The native handshake over a socket, one driver per role, each returning the established transport.
+//! Errors stay typed from the protocol to the log. Deadlines, eviction and the forced stop are the
+//! caller's: these only move the handshake's bytes.
+
+use std::io;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::stream::{ReadHalf, WriteHalf};
+use crate::proto::{
+    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE_LEN, Preamble, ProtoError, Psk,
+    Responder, Transport, frame_len,
+};
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The peer's bytes were refused: a wrong key, garbage, a replay, another protocol.
+    #[error("{0}")]
+    Proto(#[from] ProtoError),
+    /// The socket failed or the peer closed it before the handshake was over.
+    #[error("peer closed the connection early ({0})")]
+    Io(#[from] io::Error),
+}
+
+/// A handshake that succeeded.
+#[derive(Debug)]
+pub struct Established {
+    /// Both directions' record states.
+    pub transport: Transport,
+    /// `-e`: the key confirmation record, to send before (or with) the first data. `-d`: the plaintext
+    /// the initiator put in its key confirmation (empty from spiped-rs).
+    pub first: Vec<u8>,
+    /// Bytes read from the peer past the handshake, to open before reading more.
+    pub pending: Vec<u8>,
+}
+
+/// Bytes the `-d` end reads at once while waiting for the key confirmation: the confirmation from a
+/// spiped-rs initiator fits, so an unproven peer costs this much and no more until it sends a record
+/// header that asks for more.
+const CONFIRMATION_READ: usize = 256;
+
+/// `-e`: sends the hello, reads message 2, and returns the transport with the key confirmation to send.
+///
+/// # Errors
+/// [`HandshakeError`].
+pub async fn initiate(
+    er: &mut ReadHalf,
+    ew: &mut WriteHalf,
+    psk: &Psk,
+) -> Result<Established, HandshakeError> {
+    let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rand::rng()));
+    ew.write_all(&hello).await?;
+    let mut msg2 = [0u8; MSG2_LEN];
+    er.read_exact(&mut msg2).await?;
+    let mut confirmation = Vec::new();
+    let transport = initiator.read_response(&msg2, &mut confirmation)?;
+    Ok(Established { transport, first: confirmation, pending: Vec::new() })
+}
+
+/// `-d`: reads the hello, sends message 2, and reads the initiator's first record, which proves it holds
+/// the key and took part in this handshake.
+///
+/// An unproven peer costs little memory: the first read asks for [`CONFIRMATION_READ`] bytes, and the
+/// buffer grows, never past the first record's length, only as fast as bytes arrive.
+///
+/// # Errors
+/// [`HandshakeError`]; [`ProtoError::Truncated`] when the peer ends the stream before confirming.
+pub async fn respond(
+    er: &mut ReadHalf,
+    ew: &mut WriteHalf,
+    psk: &Psk,
+) -> Result<Established, HandshakeError> {
+    let hello = read_hello(er).await?;
+    let (mut unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rand::rng()))?;
+    ew.write_all(&msg2).await?;
+    let mut buf = Vec::with_capacity(CONFIRMATION_READ);
+    loop {
+        if er.read_buf(&mut buf).await? == 0 {
+            return Err(ProtoError::Truncated.into());
+        }
+        match unconfirmed.confirm(&mut buf)? {
+            Confirm::NeedMore(u) => unconfirmed = u,
+            Confirm::Confirmed { transport, data, consumed } => {
+                let first = data.to_vec();
+                buf.drain(..consumed);
+                return Ok(Established { transport, first, pending: buf });
+            }
+        }
+        // Room for more, at most doubling what has arrived and never past the record's end.
+        // (The record is longer than what is in, and so is twice that, so there is always room.)
+        let record = frame_len(&buf).unwrap_or(CONFIRMATION_READ);
+        let room = record.min((buf.len() * 2).max(CONFIRMATION_READ));
+        if buf.capacity() < room {
+            buf.reserve_exact(room - buf.len());
+        }
+    }
+}
+
+/// Reads the initiator's hello, usually in one read. The preamble is checked as soon as it is in, so a
+/// classic spiped or another protocol is refused at once rather than at the handshake timeout.
+async fn read_hello(er: &mut ReadHalf) -> Result<[u8; HELLO_LEN], HandshakeError> {
+    let mut hello = [0u8; HELLO_LEN];
+    let mut filled = 0;
+    while filled < HELLO_LEN {
+        let n = er.read(&mut hello[filled..]).await?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        if filled < PREAMBLE_LEN && filled + n >= PREAMBLE_LEN {
+            Preamble::check(hello[..PREAMBLE_LEN].try_into().expect("PREAMBLE_LEN bytes"))?;
+        }
+        filled += n;
+    }
+    Ok(hello)
+}
