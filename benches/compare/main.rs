@@ -3,18 +3,23 @@
 //! redis-server and iperf3 server, measured in one run.
 //!
 //! ```text
-//! cargo bench --bench compare                  # 3 interleaved rounds, idle memory at 1,000 and 10,000
+//! cargo bench --bench compare                  # 3 interleaved rounds, idle memory, the flood measure
 //! cargo bench --bench compare -- --smoke       # a quick pass over everything (CI); figures mean little
 //! cargo bench --bench compare -- --rounds 5 --seconds 10 --idle 1000 --json run.json --only spiped-rs,direct
+//! cargo bench --bench compare -- --measures flood --flood-seconds 20   # the flood measure alone
 //! ```
 //!
 //! Each round takes every measure on every path before the next measure, starting from a different
 //! path each round, so drift hits all paths alike; the table shows medians over rounds. Idle memory
 //! is measured once per path, with fresh ends in front of a sink that holds the connections open.
+//! The flood measure (flood.rs) runs the two spiped paths, each with its `-d` end at the daemon's
+//! defaults, quiet, under a burst of silent connections and under a steady flood of them.
 //! It needs redis-server, redis-tools and iperf3; spiped, stunnel4 and haproxy are compared when
 //! installed.
 //! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` skips it.
 
+mod attacker;
+mod flood;
 mod measure;
 mod paths;
 mod procs;
@@ -27,8 +32,9 @@ use std::{env, fs};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
+use flood::Condition;
 use measure::{Sink, bulk, idle_memory, redis};
-use paths::{Env, Kind, Pair};
+use paths::{Env, Kind, Limits, Pair};
 use procs::{Daemon, free_ports, raise_file_limit};
 use report::Results;
 
@@ -41,6 +47,53 @@ struct Options {
     only: Option<Vec<String>>,
     /// Requests per redis-benchmark run: new connections, 50 clients, 1 client.
     requests: [u32; 3],
+    /// Which measures to take, so one can be run alone.
+    measures: Measures,
+    /// How long each flood condition lasts on each path.
+    flood_seconds: u64,
+}
+
+/// The measures a run takes (`--measures bulk,redis,idle,flood`; all by default).
+#[derive(Clone, Copy)]
+struct Measures {
+    /// iperf3 both ways, in the rounds.
+    bulk: bool,
+    /// redis-benchmark's new connections, 50 clients and 1 client, in the rounds.
+    redis: bool,
+    /// Resident memory per idle connection.
+    idle: bool,
+    /// Legitimate connections under a flood of silent ones.
+    flood: bool,
+}
+
+impl Measures {
+    const ALL: Measures = Measures { bulk: true, redis: true, idle: true, flood: true };
+
+    fn parse(list: &str) -> Result<Self> {
+        let mut m = Measures { bulk: false, redis: false, idle: false, flood: false };
+        for name in list.split(',') {
+            match name {
+                "bulk" => m.bulk = true,
+                "redis" => m.redis = true,
+                "idle" => m.idle = true,
+                "flood" => m.flood = true,
+                other => bail!("unknown measure {other:?}: bulk, redis, idle or flood"),
+            }
+        }
+        Ok(m)
+    }
+
+    fn names(self) -> Vec<&'static str> {
+        [(self.bulk, "bulk"), (self.redis, "redis"), (self.idle, "idle"), (self.flood, "flood")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
+
+    /// Whether `kind` takes part in any measure asked for: the flood runs only the spiped paths.
+    fn wants(self, kind: Kind) -> bool {
+        self.bulk || self.redis || self.idle || matches!(kind, Kind::Ours | Kind::Classic)
+    }
 }
 
 impl Options {
@@ -52,17 +105,24 @@ impl Options {
             json: None,
             only: None,
             requests: [4000, 50_000, 10_000],
+            measures: Measures::ALL,
+            flood_seconds: 20,
         };
         let mut args = args.iter().filter(|a| *a != "--bench");
         while let Some(arg) = args.next() {
             let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
-                "--smoke" => (o.rounds, o.seconds, o.idle, o.requests) = (1, 1, vec![100], [300, 3000, 1000]),
+                "--smoke" => {
+                    (o.rounds, o.seconds, o.idle, o.requests) = (1, 1, vec![100], [300, 3000, 1000]);
+                    o.flood_seconds = 2;
+                }
                 "--rounds" => o.rounds = value()?.parse()?,
                 "--seconds" => o.seconds = value()?.parse()?,
                 "--idle" => o.idle = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
                 "--json" => o.json = Some(value()?.into()),
                 "--only" => o.only = Some(value()?.split(',').map(String::from).collect()),
+                "--measures" => o.measures = Measures::parse(value()?)?,
+                "--flood-seconds" => o.flood_seconds = value()?.parse()?,
                 other => bail!("unknown argument {other:?} (see benches/compare/main.rs)"),
             }
         }
@@ -77,10 +137,13 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let options = Options::parse(&args)?;
-    for (tool, package) in
-        [("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"), ("iperf3", "iperf3")]
-    {
-        if Command::new(tool).arg("--version").output().is_err() {
+    let m = options.measures;
+    for (tool, package, needed) in [
+        ("redis-server", "redis-server", true),
+        ("redis-benchmark", "redis-tools", m.redis),
+        ("iperf3", "iperf3", m.bulk),
+    ] {
+        if needed && Command::new(tool).arg("--version").output().is_err() {
             bail!(
                 "{tool} is missing: apt-get install {package} (and spiped stunnel4 haproxy to compare them too)"
             );
@@ -98,7 +161,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     let env = Env::new(dir, PathBuf::from(env!("CARGO_BIN_EXE_spiped")), files)?;
     let mut kinds = Vec::new();
     for kind in Kind::ALL {
-        if options.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == kind.name())) {
+        if options.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == kind.name()))
+            || !options.measures.wants(kind)
+        {
             continue;
         }
         match env.missing(kind) {
@@ -106,6 +171,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
             None => kinds.push(kind),
         }
     }
+    let m = options.measures;
     let [redis_port, iperf_port] = free_ports(2)?[..] else { unreachable!() };
     let mut redis_server = Command::new("redis-server");
     redis_server.args([
@@ -120,25 +186,32 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     ]);
     let mut targets = vec![Daemon::spawn("redis-server", &mut redis_server, dir)?];
     targets[0].wait_listening(redis_port)?;
-    let mut iperf = Command::new("iperf3");
-    iperf.args(["-s", "-p", &iperf_port.to_string()]);
-    targets.push(Daemon::spawn("iperf3", &mut iperf, dir)?);
-    targets[1].wait_listening(iperf_port)?;
+    if m.bulk {
+        let mut iperf = Command::new("iperf3");
+        iperf.args(["-s", "-p", &iperf_port.to_string()]);
+        targets.push(Daemon::spawn("iperf3", &mut iperf, dir)?);
+        targets[1].wait_listening(iperf_port)?;
+    }
 
+    let steps: Vec<Step> = Step::ALL.into_iter().filter(|s| s.chosen(m)).collect();
+    let rounds = if steps.is_empty() { 0 } else { options.rounds };
     let mut paths = Vec::new();
-    for &kind in &kinds {
-        paths.push((kind, Pair::start(kind, &env, redis_port)?, Pair::start(kind, &env, iperf_port)?));
+    if rounds > 0 {
+        for &kind in &kinds {
+            let start = |target| Pair::start(kind, &env, target, Limits::Unlimited);
+            paths.push((kind, start(redis_port)?, if m.bulk { Some(start(iperf_port)?) } else { None }));
+        }
     }
     let mut results = Results::new(&kinds);
     let mut failed = Vec::new();
-    for round in 0..options.rounds {
+    for round in 0..rounds {
         eprintln!("round {} of {}", round + 1, options.rounds);
         let mut order: Vec<_> = paths.iter().collect();
         let first = round % order.len().max(1);
         order.rotate_left(first);
-        for step in Step::ALL {
+        for &step in &steps {
             for (kind, to_redis, to_iperf) in &order {
-                if let Err(e) = step.measure(options, to_redis, to_iperf, *kind, &mut results) {
+                if let Err(e) = step.measure(options, to_redis, to_iperf.as_ref(), *kind, &mut results) {
                     failed.push(format!("{} {}: {e:#}", kind.name(), step.name()));
                     eprintln!("  {}", failed.last().expect("just pushed"));
                 }
@@ -148,20 +221,35 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     results.derive_added_latency();
     drop(paths);
 
+    for condition in Condition::ALL.into_iter().filter(|_| m.flood) {
+        for &kind in kinds.iter().filter(|k| matches!(k, Kind::Ours | Kind::Classic)) {
+            eprintln!("flood: {} {}, {} s", kind.name(), condition.label(), options.flood_seconds);
+            match flood::measure(kind, &env, redis_port, condition, options.flood_seconds) {
+                Ok(run) => results.add_flood(kind, run),
+                Err(e) => {
+                    failed.push(format!("{} flood, {}: {e:#}", kind.name(), condition.label()));
+                    eprintln!("  {}", failed.last().expect("just pushed"));
+                }
+            }
+        }
+    }
+
     // Each end holds two descriptors per connection, and so does this process (client and sink);
     // stunnel allows itself 125/256 of its open-file limit in clients.
     let most = (files * 125 / 256 / 100 * 100) as usize;
-    let mut idle: Vec<usize> = options.idle.iter().map(|&n| n.min(most)).collect();
+    let wanted: &[usize] = if m.idle { &options.idle } else { &[] };
+    let mut idle: Vec<usize> = wanted.iter().map(|&n| n.min(most)).collect();
     idle.dedup();
-    if idle != options.idle {
+    if idle != wanted {
         eprintln!(
             "idle memory: at most {most} connections fit the open-file limit of {files}; measuring {idle:?}"
         );
     }
-    for &kind in kinds.iter().filter(|k| **k != Kind::Direct) {
+    for &kind in kinds.iter().filter(|k| **k != Kind::Direct && !idle.is_empty()) {
         eprintln!("idle memory: {} at {idle:?} connections", kind.name());
         let sink = Sink::start()?;
-        let measured = Pair::start(kind, &env, sink.port).and_then(|pair| idle_memory(&pair, &sink, &idle));
+        let measured = Pair::start(kind, &env, sink.port, Limits::Unlimited)
+            .and_then(|pair| idle_memory(&pair, &sink, &idle));
         match measured {
             Ok(per) => idle
                 .iter()
@@ -177,15 +265,25 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
 
     let (cores, machine) = machine();
     println!(
-        "\nspiped-rs compare: {} rounds, {} s iperf3 runs; {machine}\n",
-        options.rounds, options.seconds
+        "\nspiped-rs compare: {}; {} rounds, {} s iperf3 runs, {} s per flood condition; {machine}\n",
+        m.names().join(", "),
+        options.rounds,
+        options.seconds,
+        options.flood_seconds
     );
     println!("{}", results.table());
-    println!("{}", results.targets_table());
+    if results.has_targets() {
+        println!("{}", results.targets_table());
+    }
+    if m.flood {
+        println!("{}", results.flood_table());
+    }
 
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let about = json!({ "machine": machine, "cores": cores, "unix_time": started, "rounds": options.rounds,
-                        "iperf3_seconds": options.seconds, "requests": options.requests, "idle_counts": idle });
+                        "iperf3_seconds": options.seconds, "requests": options.requests, "idle_counts": idle,
+                        "measures": m.names(), "flood_seconds": options.flood_seconds,
+                        "flood_burst": flood::BURST, "flood_per_second": flood::RATE });
     let file =
         options.json.clone().unwrap_or_else(|| PathBuf::from(format!("target/bench/compare-{started}.json")));
     if let Some(parent) = file.parent() {
@@ -224,6 +322,11 @@ enum Step {
 impl Step {
     const ALL: [Step; 5] = [Step::BulkUp, Step::BulkDown, Step::NewConnections, Step::Redis50, Step::Redis1];
 
+    /// Whether the measures asked for include this step.
+    fn chosen(self, m: Measures) -> bool {
+        if matches!(self, Step::BulkUp | Step::BulkDown) { m.bulk } else { m.redis }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Step::BulkUp => "bulk up",
@@ -238,7 +341,7 @@ impl Step {
         self,
         o: &Options,
         to_redis: &Pair,
-        to_iperf: &Pair,
+        to_iperf: Option<&Pair>,
         kind: Kind,
         results: &mut Results,
     ) -> Result<()> {
@@ -246,7 +349,7 @@ impl Step {
         match self {
             Step::BulkUp | Step::BulkDown => {
                 let down = matches!(self, Step::BulkDown);
-                let b = bulk(to_iperf, o.seconds, down)?;
+                let b = bulk(to_iperf.context("no path to iperf3")?, o.seconds, down)?;
                 results.add(if down { "bulk_down_gbit_s" } else { "bulk_up_gbit_s" }, kind, b.gbit_s);
                 if kind != Kind::Direct {
                     results.add("cpu_ends_s_per_gib", kind, b.ends_cpu_per_gib);

@@ -100,9 +100,23 @@ impl Env {
     }
 }
 
+/// What a spiped `-d` end may hold. The `-e` end always runs with `-n 0`: only the benchmark's own
+/// clients reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// `-n 0`, no connection limit: the load generators measure the path, not the limit.
+    Unlimited,
+    /// The daemon's own `-n` and `-o` (100 connections, 5 s in both spipeds): what an attacker without
+    /// the key meets in a default deployment. Only the spiped paths have it; the others ignore it.
+    Defaults,
+}
+
 /// A path to one target: the port a client connects to, and the tunnel's processes.
 pub struct Pair {
     pub port: u16,
+    /// The server end's source (a spiped `-d` end's), where a peer without the key arrives; the
+    /// target's own port on the direct path.
+    pub server_port: u16,
     pub ends: Vec<Daemon>,
 }
 
@@ -113,17 +127,18 @@ impl Pair {
     }
 
     /// Starts a `kind` path in front of the loopback `target` port and waits until it listens.
-    pub fn start(kind: Kind, env: &Env, target: u16) -> Result<Self> {
+    pub fn start(kind: Kind, env: &Env, target: u16, limits: Limits) -> Result<Self> {
         let [front, middle] = free_ports(2)?[..] else { unreachable!() };
         let (d, e) = match kind {
-            Kind::Direct => return Ok(Self { port: target, ends: Vec::new() }),
+            Kind::Direct => return Ok(Self { port: target, server_port: target, ends: Vec::new() }),
             Kind::Ours | Kind::Classic => {
                 let binary = if kind == Kind::Ours {
                     &env.ours
                 } else {
                     env.classic.as_ref().context("no spiped 1.6")?
                 };
-                (spiped(env, binary, "-d", middle, target), spiped(env, binary, "-e", front, middle))
+                let d = spiped(env, binary, "-d", limits, middle, target);
+                (d, spiped(env, binary, "-e", Limits::Unlimited, front, middle))
             }
             Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
             Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
@@ -133,14 +148,23 @@ impl Pair {
         d.wait_listening(middle)?;
         let mut e = Daemon::spawn(&name("client"), &mut { e }, &env.dir)?;
         e.wait_listening(front)?;
-        Ok(Self { port: front, ends: vec![e, d] })
+        Ok(Self { port: front, server_port: middle, ends: vec![e, d] })
+    }
+
+    /// Fails, quoting its log, if one of the tunnel's processes has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.ends.iter_mut().try_for_each(Daemon::check_running)
     }
 }
 
-/// A spiped end (ours or classic: the command lines are the same) with no connection limit.
-fn spiped(env: &Env, binary: &Path, mode: &str, source: u16, target: u16) -> Command {
+/// A spiped end (ours or classic: the command lines are the same).
+fn spiped(env: &Env, binary: &Path, mode: &str, limits: Limits, source: u16, target: u16) -> Command {
     let mut cmd = Command::new(binary);
-    cmd.args(["-F", mode, "-n", "0", "-k"]).arg(&env.key);
+    cmd.args(["-F", mode]);
+    if limits == Limits::Unlimited {
+        cmd.args(["-n", "0"]);
+    }
+    cmd.arg("-k").arg(&env.key);
     cmd.args(["-s", &format!("[127.0.0.1]:{source}"), "-t", &format!("[127.0.0.1]:{target}")]);
     cmd
 }

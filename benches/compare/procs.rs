@@ -53,6 +53,14 @@ impl Daemon {
         }
     }
 
+    /// Fails, quoting the log, if the process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("{} exited with {status}: {}", self.name, self.log_tail()),
+            None => Ok(()),
+        }
+    }
+
     fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

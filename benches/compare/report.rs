@@ -1,10 +1,12 @@
-//! Samples, their medians, the ratio table, the targets from issue 6, and the JSON record.
+//! Samples, their medians, the ratio table, the targets from issue 6, the flood goal from issue 11,
+//! and the JSON record.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use crate::flood::{self, Condition, Flood, GOAL_MEDIAN_MS};
 use crate::paths::Kind;
 
 /// Every sample of one measure, by path, in the order they were taken.
@@ -17,12 +19,18 @@ struct Metric {
 pub struct Results {
     kinds: Vec<Kind>,
     metrics: Vec<Metric>,
+    /// The flood measure's runs, every legitimate connection kept: the goal table and the JSON
+    /// need more than the medians.
+    floods: Vec<(Kind, Flood)>,
 }
 
 /// What a measure's key means: its label, and whether a higher figure is the better one.
 fn describe(key: &str) -> (String, bool) {
     if let Some(n) = key.strip_prefix("idle_kib_per_conn_") {
         return (format!("idle memory at {n} conns, KiB/conn"), false);
+    }
+    if let Some(described) = flood::describe(key) {
+        return described;
     }
     let (label, higher) = match key {
         "bulk_up_gbit_s" => ("bulk, client to server, Gbit/s", true),
@@ -70,11 +78,39 @@ fn median(samples: &[f64]) -> Option<f64> {
 
 impl Results {
     pub fn new(kinds: &[Kind]) -> Self {
-        Self { kinds: kinds.to_vec(), metrics: Vec::new() }
+        Self { kinds: kinds.to_vec(), metrics: Vec::new(), floods: Vec::new() }
+    }
+
+    /// Records one path's run under one flood condition: its rows in the table, and the run.
+    pub fn add_flood(&mut self, kind: Kind, run: Flood) {
+        let key = |what: &str| format!("flood_{}_{what}", run.condition.key());
+        self.add(&key("tried"), kind, run.tried() as f64);
+        self.add(&key("succeeded"), kind, run.answered() as f64);
+        for (p, what) in [(50.0, "p50_ms"), (99.0, "p99_ms")] {
+            // The row even when nothing was answered, so the rows keep their order.
+            let metric = self.metric(&key(what));
+            if let Some(ms) = run.setup_ms(p) {
+                metric.samples.entry(kind.name()).or_default().push(ms);
+            }
+        }
+        if run.condition != Condition::Quiet {
+            self.add(&key("attacker_opened"), kind, run.attacker.opened as f64);
+        }
+        self.floods.push((kind, run));
+    }
+
+    /// Whether the targets of issue 6 have anything to show: some measure besides the flood ran.
+    pub fn has_targets(&self) -> bool {
+        self.metrics.iter().any(|m| !m.key.starts_with("flood_"))
     }
 
     /// Records one sample; measures appear in the table in the order first recorded.
     pub fn add(&mut self, key: &str, kind: Kind, value: f64) {
+        self.metric(key).samples.entry(kind.name()).or_default().push(value);
+    }
+
+    /// A measure's row, made (last in the table) if it is new.
+    fn metric(&mut self, key: &str) -> &mut Metric {
         let at = match self.metrics.iter().position(|m| m.key == key) {
             Some(at) => at,
             None => {
@@ -82,7 +118,7 @@ impl Results {
                 self.metrics.len() - 1
             }
         };
-        self.metrics[at].samples.entry(kind.name()).or_default().push(value);
+        &mut self.metrics[at]
     }
 
     pub fn median(&self, key: &str, kind: Kind) -> Option<f64> {
@@ -95,9 +131,9 @@ impl Results {
         self.ratio_of(key, Kind::Ours, other)
     }
 
-    /// `kind / other` for a measure's medians.
+    /// `kind / other` for a measure's medians, when it is a number (none of nothing answered).
     fn ratio_of(&self, key: &str, kind: Kind, other: Kind) -> Option<f64> {
-        Some(self.median(key, kind)? / self.median(key, other)?)
+        Some(self.median(key, kind)? / self.median(key, other)?).filter(|r| r.is_finite())
     }
 
     /// Adds the derived measure: each tunnel's 1-client GET p50 minus the direct path's.
@@ -124,7 +160,8 @@ impl Results {
         for metric in &self.metrics {
             write!(out, "{:<42}", describe(&metric.key).0).unwrap();
             for kind in &self.kinds {
-                write!(out, "{:>11}", self.median(&metric.key, *kind).map_or("-".into(), figure)).unwrap();
+                let shown = |v: f64| if flood::is_count(&metric.key) { format!("{v:.0}") } else { figure(v) };
+                write!(out, "{:>11}", self.median(&metric.key, *kind).map_or("-".into(), shown)).unwrap();
             }
             for kind in &others {
                 write!(
@@ -193,6 +230,34 @@ impl Results {
         out
     }
 
+    /// Issue 11's goal for each flood run, met or not, with how the failed connections failed.
+    pub fn flood_table(&self) -> String {
+        let mut out = format!(
+            "goal (issue 11): every legitimate connection answered, median setup < {GOAL_MEDIAN_MS} ms\n\
+             {:<16}{:<13}{:>10}{:>11}{:>11}{:>6}   failed\n",
+            "condition", "path", "answered", "p50 ms", "p99 ms", "met"
+        );
+        for condition in Condition::ALL {
+            for (kind, run) in self.floods.iter().filter(|(_, r)| r.condition == condition) {
+                let ms = |p| run.setup_ms(p).map_or("-".into(), figure);
+                let failed: Vec<String> =
+                    run.failures().iter().map(|(how, n)| format!("{n} {how}")).collect();
+                let row = format!(
+                    "{:<16}{:<13}{:>10}{:>11}{:>11}{:>6}   {}",
+                    condition.label(),
+                    kind.name(),
+                    format!("{}/{}", run.answered(), run.tried()),
+                    ms(50.0),
+                    ms(99.0),
+                    if run.meets_goal() { "yes" } else { "no" },
+                    failed.join(", ")
+                );
+                writeln!(out, "{}", row.trim_end()).unwrap();
+            }
+        }
+        out
+    }
+
     /// The whole run as JSON: every sample, the medians, the ratios and the targets.
     pub fn json(&self, about: Value) -> Value {
         let metrics: Vec<Value> = self
@@ -220,7 +285,17 @@ impl Results {
                              "higher_is_better": t.higher })
             })
             .collect();
-        json!({ "about": about, "metrics": metrics, "targets": targets })
+        let floods: Vec<Value> = self
+            .floods
+            .iter()
+            .map(|(kind, run)| {
+                let mut value = run.json();
+                value["path"] = json!(kind.name());
+                value
+            })
+            .collect();
+        json!({ "about": about, "metrics": metrics, "targets": targets, "flood": floods,
+                "flood_goal": { "all_answered": true, "median_setup_ms_below": GOAL_MEDIAN_MS } })
     }
 }
 
