@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use spiped::cli::{Args, USAGE};
 use spiped::config::Config;
 
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(&clap_reason(&e)),
     };
     spiped::logging::init(&args.log_level);
     let config = match Config::from_args(&args) {
@@ -36,3 +36,16 @@ fn usage_error(reason: &str) -> ExitCode {
     eprintln!("usage: {USAGE}");
     ExitCode::FAILURE
 }
+
+/// The first line of clap's message, plus the accepted values when clap knows them (its own later
+/// lines, which list them, are not printed).
+fn clap_reason(e: &clap::Error) -> String {
+    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+    match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) if e.kind() == ErrorKind::InvalidValue => {
+            format!("{first}; use one of: {}", valid.join(", "))
+        }
+        _ => first,
+    }
+}
+
