@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     match spiped::app::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("spiped: {e:#}");
+            eprintln!("spiped: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -49,3 +49,21 @@ fn clap_reason(e: &clap::Error) -> String {
     }
 }
 
+/// A start-up failure as one line: each error in the chain, outermost first, joined by ": ", leaving
+/// out one whose text the line already holds. Many error types (std's, and ours that name their cause
+/// in their own message) already include their source, so walking the chain as anyhow's `{:#}` does
+/// would say the operating system's error twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
