@@ -75,19 +75,20 @@ pub struct Args {
     #[arg(short = 'g')]
     pub require_pfs: bool,
 
-    /// Most simultaneous connections; 0 for no limit. At the limit, new connections wait in the backlog.
-    #[arg(short = 'n', value_name = "max # connections", default_value_t = 100)]
+    /// Most simultaneous connections (at most 524288); 0 for no limit. At the limit, new connections
+    /// wait in the backlog.
+    #[arg(short = 'n', value_name = "max # connections", default_value_t = 100, value_parser = connections)]
     pub max_connections: usize,
 
-    /// Seconds allowed for connecting to the target and for the handshake.
-    #[arg(short = 'o', value_name = "connection timeout", default_value = "5", value_parser = positive_seconds)]
+    /// Seconds allowed for connecting to the target and for the handshake (at least 0.01).
+    #[arg(short = 'o', value_name = "connection timeout", default_value = "5", value_parser = timeout_seconds)]
     pub timeout: Duration,
 
     /// Pid file, written when daemonized (default: <source socket>.pid).
     #[arg(short = 'p', value_name = "pidfile")]
     pub pid_file: Option<PathBuf>,
 
-    /// Seconds between re-resolutions of a target host name (default 60).
+    /// Seconds between re-resolutions of a target host name: at least 1; 0 means the default, 60.
     #[arg(short = 'r', value_name = "rtime", value_parser = resolve_seconds, conflicts_with = "no_reresolve")]
     pub resolve_interval: Option<Duration>,
 
@@ -103,8 +104,8 @@ pub struct Args {
     #[arg(short = 'u', value_name = "user:group", value_parser = user_group)]
     pub user: Option<UserGroup>,
 
-    /// Log level: error, warn, info, debug or trace (RUST_LOG, when set, takes precedence).
-    #[arg(long = "log-level", value_name = "level", default_value = "info")]
+    /// Log level (RUST_LOG, when set, takes precedence).
+    #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
 
     /// Print the version and exit.
@@ -123,6 +124,35 @@ pub struct UserGroup {
 
 /// Default for `-r`, as spiped.
 pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Shortest `-r` accepted. A re-resolution is a blocking name lookup that itself takes milliseconds
+/// and sometimes seconds, and DNS records carry their lifetimes in whole seconds, so looking up more
+/// than once a second can only repeat the last answer while keeping the resolver and a core busy (a
+/// period of a microsecond did exactly that); a period that rounds to zero nanoseconds made the
+/// re-resolving task panic, so the target silently stopped being re-resolved.
+pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest `-o` accepted: below it a timeout is effectively zero. The runtime's timer counts whole
+/// milliseconds, and connecting to a target and completing a handshake take a round trip or two plus
+/// scheduling, which on a loaded machine exceed a few milliseconds even on loopback, so a smaller
+/// timeout would fail connections for no fault of the peer.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// Largest number of seconds `-o` and `-r` take, about 31 years: large enough to mean "never", small
+/// enough that adding it to the clock cannot overflow.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// Most `-n` accepted. Each connection holds two descriptors (the accepted socket and the one to the
+/// target), and Linux's default `fs.nr_open`, the ceiling any process's descriptor limit can be raised
+/// to, is 2^20, so no process could ever hold more than 2^19 connections; the runtime's semaphore
+/// cannot even represent counts from 2^61 (where a larger `-n` used to panic).
+pub const MAX_CONNECTIONS: usize = 1 << 19;
+
+// The connection limit is a tokio semaphore's permit count, which has its own ceiling.
+const _: () = assert!(MAX_CONNECTIONS <= tokio::sync::Semaphore::MAX_PERMITS);
+
+/// What `--log-level` accepts: the levels of `tracing`, listed by `-h`.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 impl Args {
     /// Parses `argv` (program name first).
@@ -143,26 +173,47 @@ impl Args {
     }
 }
 
+/// A number of seconds between 0 and [`MAX_SECONDS`]; refuses NaN, infinities and negatives.
 fn seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=1e9).contains(&v) {
-        return Err(format!("`{s}` is not a usable number of seconds"));
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(format!("`{s}` is not a usable number of seconds (0 to {MAX_SECONDS})"));
     }
     Ok(v)
 }
 
-fn positive_seconds(s: &str) -> Result<Duration, String> {
-    match seconds(s)? {
-        v if v > 0.0 => Ok(Duration::from_secs_f64(v)),
-        _ => Err("the timeout must be greater than 0".into()),
+/// `-o`: at least [`MIN_TIMEOUT`].
+fn timeout_seconds(s: &str) -> Result<Duration, String> {
+    let v = seconds(s)?;
+    if v < MIN_TIMEOUT.as_secs_f64() {
+        return Err(format!("the timeout must be at least {} s", MIN_TIMEOUT.as_secs_f64()));
     }
+    Ok(Duration::from_secs_f64(v))
 }
 
-/// `-r 0` means the default, as in spiped.
+/// `-r`: at least [`MIN_RESOLVE_INTERVAL`]; 0 means the default, as in spiped.
 fn resolve_seconds(s: &str) -> Result<Duration, String> {
     match seconds(s)? {
         0.0 => Ok(DEFAULT_RESOLVE_INTERVAL),
+        v if v < MIN_RESOLVE_INTERVAL.as_secs_f64() => Err(format!(
+            "the re-resolution period must be at least {} s (0 means the default, {} s)",
+            MIN_RESOLVE_INTERVAL.as_secs(),
+            DEFAULT_RESOLVE_INTERVAL.as_secs()
+        )),
         v => Ok(Duration::from_secs_f64(v)),
+    }
+}
+
+/// `-n`: 0 (no limit) to [`MAX_CONNECTIONS`].
+fn connections(s: &str) -> Result<usize, String> {
+    let too_many = || {
+        format!("at most {MAX_CONNECTIONS} connections are possible (two descriptors each); 0 means no limit")
+    };
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_CONNECTIONS => Ok(n),
+        Ok(_) => Err(too_many()),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(too_many()),
+        Err(_) => Err(format!("`{s}` is not a number of connections")),
     }
 }
 
@@ -253,6 +304,16 @@ mod tests {
         refused(&["-e", "-n", "many"]);
     }
 
+    /// `-n 2305843009213693952` (2^61) used to panic in the runtime's semaphore.
+    #[test]
+    fn max_connections_beyond_what_a_process_can_hold_is_refused() {
+        assert_eq!(ok(&["-e", "-n", "524288"]).max_connections, MAX_CONNECTIONS);
+        for n in ["524289", "2305843009213693952", "18446744073709551615", "99999999999999999999999"] {
+            let err = parse(&["-e", "-n", n]).expect_err(n).to_string();
+            assert!(err.contains("at most 524288 connections"), "{n}: {err}");
+        }
+    }
+
     #[test]
     fn timeout_is_positive_seconds() {
         assert_eq!(ok(&["-e"]).timeout, Duration::from_secs(5));
@@ -261,6 +322,24 @@ mod tests {
         refused(&["-e", "-o", "-3"]);
         refused(&["-e", "-o", "inf"]);
         refused(&["-e", "-o", "soon"]);
+    }
+
+    #[test]
+    fn a_timeout_of_effectively_zero_is_refused() {
+        assert_eq!(ok(&["-e", "-o", "0.01"]).timeout, MIN_TIMEOUT);
+        for o in ["0.009", "1e-300", "5e-324"] {
+            let err = parse(&["-e", "-o", o]).expect_err(o).to_string();
+            assert!(err.contains("the timeout must be at least 0.01 s"), "{o}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_timeout_that_overflows_or_is_not_a_number_is_refused() {
+        assert_eq!(ok(&["-e", "-o", "1e9"]).timeout, Duration::from_secs(1_000_000_000));
+        for o in ["1000000001", "1e300", "1e309", "nan", "NaN", "inf", "infinity"] {
+            let err = parse(&["-e", "-o", o]).expect_err(o).to_string();
+            assert!(err.contains("is not a usable number of seconds"), "{o}: {err}");
+        }
     }
 
     #[test]
@@ -277,6 +356,44 @@ mod tests {
         assert_eq!(ok(&["-e", "-R"]).reresolve(), None);
         refused(&["-e", "-r", "10", "-R"]);
         refused(&["-e", "-r", "-1"]);
+    }
+
+    /// `-r 1e-10` used to panic the re-resolving task (a zero period), and `-r 1e-6` kept a core busy.
+    #[test]
+    fn a_reresolution_period_under_a_second_is_refused() {
+        assert_eq!(ok(&["-e", "-r", "1"]).reresolve(), Some(MIN_RESOLVE_INTERVAL));
+        for r in ["0.999", "1e-6", "1e-10", "5e-324"] {
+            let err = parse(&["-e", "-r", r]).expect_err(r).to_string();
+            assert!(err.contains("re-resolution period must be at least 1 s"), "{r}: {err}");
+        }
+        for r in ["nan", "inf", "1e10"] {
+            refused(&["-e", "-r", r]);
+        }
+    }
+
+    #[test]
+    fn log_level_is_one_of_the_five() {
+        assert_eq!(ok(&["-e"]).log_level, "info");
+        for level in LOG_LEVELS {
+            assert_eq!(ok(&["-e", "--log-level", level]).log_level, level);
+        }
+        for bad in ["bogus", "", "warning", "spiped=debug"] {
+            let err = parse(&["-e", "--log-level", bad]).expect_err(bad);
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad}");
+        }
+    }
+
+    #[test]
+    fn help_lists_the_log_levels_and_the_limits() {
+        use clap::CommandFactory;
+        // Words only: clap wraps the help to the terminal's width.
+        let help = Args::command().render_help().to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains("[possible values: error, warn, info, debug, trace]"), "{help}");
+        // The limits are written out in the help texts; they must say what the parsers enforce.
+        assert!(help.contains(&format!("(at most {MAX_CONNECTIONS})")), "{help}");
+        assert!(help.contains(&format!("(at least {})", MIN_TIMEOUT.as_secs_f64())), "{help}");
+        assert!(help.contains(&format!("at least {};", MIN_RESOLVE_INTERVAL.as_secs())), "{help}");
+        assert!(help.contains(&format!("the default, {}", DEFAULT_RESOLVE_INTERVAL.as_secs())), "{help}");
     }
 
     #[test]

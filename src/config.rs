@@ -59,7 +59,15 @@ pub struct Resolved {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// An address is malformed or does not resolve.
+    /// An address given with a flag cannot be used there; the message names the flag.
+    #[error("{flag} {source}")]
+    Flag {
+        /// `-s`, `-t` or `-b`.
+        flag: &'static str,
+        /// What is wrong with the address.
+        source: AddrError,
+    },
+    /// An address does not resolve.
     #[error(transparent)]
     Addr(#[from] AddrError),
     /// The key cannot be used.
@@ -71,13 +79,18 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Checks the arguments' addresses (syntax only) and builds the settings.
+    /// Checks the arguments' addresses (syntax only, no lookup) and builds the settings. The source and
+    /// target are refused when they could never work: port 0 (the source would listen where no peer
+    /// knows, the target cannot be connected to) or a unix path longer than the platform allows. -b
+    /// keeps port 0, which there means "any local port".
     ///
     /// # Errors
-    /// [`ConfigError::Addr`] for a malformed address.
+    /// [`ConfigError::Flag`] for such an address; [`ConfigError::Invalid`] for a unix path with -b.
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
-        let source_spec = SocketSpec::parse(&args.source)?;
-        let bind_spec = args.bind.as_deref().map(SocketSpec::parse).transpose()?;
+        let flag = |flag| move |source| ConfigError::Flag { flag, source };
+        let source_spec = SocketSpec::parse_endpoint(&args.source).map_err(flag("-s"))?;
+        let target_spec = SocketSpec::parse_endpoint(&args.target).map_err(flag("-t"))?;
+        let bind_spec = args.bind.as_deref().map(SocketSpec::parse).transpose().map_err(flag("-b"))?;
         if let Some(SocketSpec::Unix(_)) = bind_spec {
             return Err(ConfigError::Invalid(
                 "-b takes an IP address and port, not a unix socket path".into(),
@@ -87,7 +100,7 @@ impl Config {
             mode: if args.encrypt { Mode::Encrypt } else { Mode::Decrypt },
             pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
             source_spec,
-            target_spec: SocketSpec::parse(&args.target)?,
+            target_spec,
             key_file: args.key_file.clone(),
             bind_spec,
             wait_for_dns: args.wait_for_dns,
@@ -172,6 +185,51 @@ mod tests {
     fn bind_must_be_an_ip_address() {
         assert!(matches!(config(&["-b", "/tmp/x"]), Err(ConfigError::Invalid(_))));
         assert!(config(&["-b", "[127.0.0.1]:0"]).is_ok());
+    }
+
+    #[test]
+    fn source_and_target_refuse_port_zero_but_bind_takes_it() {
+        let base = ["spiped", "-e", "-k", "k"];
+        let with = |s: &str, t: &str| {
+            Config::from_args(&Args::try_parse_from(base.iter().chain(&["-s", s, "-t", t])).unwrap())
+        };
+        for (s, t, flag) in [
+            ("[127.0.0.1]:0", "[127.0.0.1]:1", "-s"),
+            ("[127.0.0.1]:1", "[127.0.0.1]:0", "-t"),
+            ("[127.0.0.1]:1", "localhost:0", "-t"),
+        ] {
+            match with(s, t) {
+                Err(e @ ConfigError::Flag { source: AddrError::PortZero(_), .. }) => {
+                    let message = e.to_string();
+                    assert!(message.starts_with(&format!("{flag} `")), "{message}");
+                    assert!(message.contains("has port 0"), "{message}");
+                }
+                other => panic!("-s {s} -t {t}: {other:?}"),
+            }
+        }
+        assert!(config(&["-b", "[127.0.0.1]:0"]).is_ok());
+    }
+
+    #[test]
+    fn unix_paths_too_long_for_the_platform_are_refused() {
+        use crate::tunnel::addr::MAX_UNIX_PATH_LEN;
+        let longest = format!("/{}", "p".repeat(MAX_UNIX_PATH_LEN - 1));
+        let too_long = format!("{longest}p");
+        let args = |s: &str, t: &str| Args::try_parse_from(["spiped", "-d", "-s", s, "-t", t, "-k", "k"]);
+        assert!(Config::from_args(&args(&longest, &longest).unwrap()).is_ok());
+        for (s, t, flag) in [(&too_long, &longest, "-s"), (&longest, &too_long, "-t")] {
+            let err = Config::from_args(&args(s, t).unwrap()).expect_err(flag);
+            let message = err.to_string();
+            assert!(message.starts_with(flag), "{message}");
+            assert!(message.contains(&format!("is {} bytes long", MAX_UNIX_PATH_LEN + 1)), "{message}");
+            assert!(message.contains(&format!("at most {MAX_UNIX_PATH_LEN}")), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_address_names_its_flag() {
+        let err = config(&["-b", "nonsense"]).expect_err("-b nonsense");
+        assert!(err.to_string().starts_with("-b `nonsense` is not a socket address"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use spiped::cli::{Args, USAGE};
 use spiped::config::Config;
 use spiped::tunnel::Stopped;
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(&clap_reason(&e)),
     };
     spiped::logging::init(&args.log_level);
     let config = match Config::from_args(&args) {
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         // A second signal stopped it with connections still live: not a clean stop.
         Ok(Stopped::Aborted(_)) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("spiped: {e:#}");
+            eprintln!("spiped: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -38,4 +38,35 @@ fn usage_error(reason: &str) -> ExitCode {
     eprintln!("spiped: {line}");
     eprintln!("usage: {USAGE}");
     ExitCode::FAILURE
+}
+
+/// The first line of clap's message, plus the accepted values when clap knows them (its own later
+/// lines, which list them, are not printed).
+fn clap_reason(e: &clap::Error) -> String {
+    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+    match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) if e.kind() == ErrorKind::InvalidValue => {
+            format!("{first}; use one of: {}", valid.join(", "))
+        }
+        _ => first,
+    }
+}
+
+/// A start-up failure as one line: each error in the chain, outermost first, joined by ": ", leaving
+/// out one whose text the line already holds. Many error types (std's, and ours that name their cause
+/// in their own message) already include their source, so walking the chain as anyhow's `{:#}` does
+/// would say the operating system's error twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

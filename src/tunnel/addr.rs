@@ -7,6 +7,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// Longest unix socket path the platform can bind or connect to, in bytes. A path travels in
+/// `sockaddr_un`'s fixed `sun_path` array, NUL included: 108 bytes on Linux, 104 on the BSDs and
+/// macOS. std does not expose the array's size (and this crate does not link `libc` for it), so it
+/// is written here; a unit test binds a path of exactly this length and fails one byte longer.
+pub const MAX_UNIX_PATH_LEN: usize =
+    if cfg!(any(target_os = "linux", target_os = "android")) { 108 - 1 } else { 104 - 1 };
+
 /// An address as written on the command line, parsed but not resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketSpec {
@@ -51,6 +58,19 @@ pub enum AddrError {
     /// The name resolved to nothing.
     #[error("{0} resolved to no addresses")]
     NoAddresses(String),
+    /// Port 0 where a fixed port is needed: listening there gets a port the system picks, which no
+    /// peer knows, and nothing can be reached at it.
+    #[error("`{0}` has port 0: a listener there gets a port no peer knows, and nothing can be reached at it")]
+    PortZero(String),
+    /// A unix socket path longer than the platform's `sun_path` holds: binding or connecting would
+    /// fail, so it is refused before anything starts.
+    #[error("unix socket path `{path}` is {len} bytes long; this system allows at most {MAX_UNIX_PATH_LEN}")]
+    PathTooLong {
+        /// The path as written.
+        path: String,
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 impl SocketSpec {
@@ -76,6 +96,23 @@ impl SocketSpec {
         match host.parse::<IpAddr>() {
             Ok(ip) => Ok(SocketSpec::Ip(SocketAddr::new(ip, port))),
             Err(_) => Ok(SocketSpec::Name { host: host.to_string(), port }),
+        }
+    }
+
+    /// Parses an address to listen on or connect to (-s, -t): as [`SocketSpec::parse`], and refuses what
+    /// could never work there, which -b's "any local port" does not share.
+    ///
+    /// # Errors
+    /// [`AddrError::Syntax`], [`AddrError::PortZero`] or [`AddrError::PathTooLong`].
+    pub fn parse_endpoint(text: &str) -> Result<Self, AddrError> {
+        let spec = Self::parse(text)?;
+        match &spec {
+            SocketSpec::Unix(path) if path.as_os_str().len() > MAX_UNIX_PATH_LEN => {
+                Err(AddrError::PathTooLong { path: text.to_string(), len: path.as_os_str().len() })
+            }
+            SocketSpec::Ip(addr) if addr.port() == 0 => Err(AddrError::PortZero(text.to_string())),
+            SocketSpec::Name { port: 0, .. } => Err(AddrError::PortZero(text.to_string())),
+            _ => Ok(spec),
         }
     }
 
@@ -223,6 +260,51 @@ mod tests {
         for text in ["/tmp/s", "[127.0.0.1]:8000", "[::1]:6379", "localhost:25"] {
             assert_eq!(SocketSpec::parse(text).unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn endpoints_refuse_port_zero() {
+        for text in ["[127.0.0.1]:0", "[::1]:0", "127.0.0.1:0", "localhost:0"] {
+            assert!(SocketSpec::parse(text).is_ok(), "{text} parses (-b takes it)");
+            assert!(matches!(SocketSpec::parse_endpoint(text), Err(AddrError::PortZero(_))), "{text}");
+        }
+        assert_eq!(SocketSpec::parse_endpoint("[127.0.0.1]:1").unwrap(), ip("127.0.0.1:1"));
+        assert!(matches!(SocketSpec::parse_endpoint("nonsense"), Err(AddrError::Syntax(_))));
+    }
+
+    /// A path of `len` bytes in a fresh directory under the temporary directory.
+    fn unix_path_of_len(dir: &std::path::Path, len: usize) -> PathBuf {
+        let prefix = dir.as_os_str().len() + 1;
+        assert!(prefix < len, "the temporary directory's path is too long for this test");
+        dir.join("s".repeat(len - prefix))
+    }
+
+    #[test]
+    fn the_longest_unix_path_binds_and_one_byte_more_does_not() {
+        let dir = std::env::temp_dir().join(format!("spiped-addr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let longest = unix_path_of_len(&dir, MAX_UNIX_PATH_LEN);
+        let text = longest.to_str().unwrap();
+        assert_eq!(SocketSpec::parse_endpoint(text).unwrap(), SocketSpec::Unix(longest.clone()));
+        let listener = std::os::unix::net::UnixListener::bind(&longest);
+        assert!(listener.is_ok(), "{} bytes: {listener:?}", text.len());
+        assert!(std::os::unix::net::UnixStream::connect(&longest).is_ok());
+
+        let too_long = unix_path_of_len(&dir, MAX_UNIX_PATH_LEN + 1);
+        let text = too_long.to_str().unwrap();
+        match SocketSpec::parse_endpoint(text) {
+            Err(e @ AddrError::PathTooLong { len, .. }) => {
+                assert_eq!(len, MAX_UNIX_PATH_LEN + 1);
+                let message = e.to_string();
+                assert!(message.contains(&format!("is {len} bytes long")), "{message}");
+                assert!(message.contains(&format!("at most {MAX_UNIX_PATH_LEN}")), "{message}");
+            }
+            other => panic!("{} bytes: {other:?}", text.len()),
+        }
+        assert!(std::os::unix::net::UnixListener::bind(&too_long).is_err(), "the platform refuses it too");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
