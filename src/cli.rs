@@ -75,12 +75,14 @@ pub struct Args {
     #[arg(short = 'g')]
     pub require_pfs: bool,
 
-    /// Most simultaneous connections (at most 524288); 0 for no limit. At the limit, new connections
-    /// wait in the backlog.
+    /// Most simultaneous connections (at most 524288); 0 for no limit. On -e, at the limit new clients
+    /// wait in the backlog. On -d only authenticated connections count: at the limit they wait after
+    /// their handshake, and peers that have not proved the key are held apart (3 s each at most).
     #[arg(short = 'n', value_name = "max # connections", default_value_t = 100, value_parser = connections)]
     pub max_connections: usize,
 
-    /// Seconds allowed for connecting to the target and for the handshake (at least 0.01).
+    /// Seconds allowed for connecting to the target and for the handshake (at least 0.01); on -d the
+    /// handshake gets at most 3.
     #[arg(short = 'o', value_name = "connection timeout", default_value = "5", value_parser = timeout_seconds)]
     pub timeout: Duration,
 
