@@ -8,7 +8,6 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::daemon;
-use crate::logging;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
@@ -92,11 +91,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
-    let daemon = daemon::daemonize(&config.pid_file).context("cannot daemonize")?;
-    if config.syslog {
-        logging::switch_to_syslog().context("cannot reach syslog")?;
-    }
-    Ok(daemon)
+    daemon::daemonize(&config.pid_file).context("cannot daemonize")
 }
 
 /// Binds the source before the runtime exists, so a daemonizing parent knows it worked.

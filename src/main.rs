@@ -1,5 +1,6 @@
 //! `spiped`: parse the command line, set up logging, build the configuration, run, map to an exit code.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -15,7 +16,10 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(&e.to_string()),
     };
-    spiped::logging::init(&args.log_level);
+    if let Err(e) = spiped::logging::init(&args.log_level, args.syslog) {
+        let _ = writeln!(io::stderr(), "spiped: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = match Config::from_args(&args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e.to_string()),
@@ -23,7 +27,8 @@ fn main() -> ExitCode {
     match spiped::app::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("spiped: {e:#}");
+            // Not eprintln!, which panics if standard error is gone.
+            let _ = writeln!(io::stderr(), "spiped: {e:#}");
             ExitCode::FAILURE
         }
     }
