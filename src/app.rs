@@ -18,10 +18,13 @@ use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Tunnel}
 /// # Errors
 /// Anything that stops it from starting, with context for the operator.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let daemonize = !config.foreground;
+    // Locked before anything is bound: a second instance with the same -p stops here, touching nothing.
+    let mut pid_file = (!config.foreground).then(|| daemon::PidFile::lock(&config.pid_file)).transpose()?;
     let mut daemon = None;
-    if daemonize && config.wait_for_dns {
-        daemon = Some(become_daemon(&config)?);
+    if config.wait_for_dns
+        && let Some(pid_file) = pid_file.take()
+    {
+        daemon = Some(become_daemon(&config, pid_file)?);
     }
     let resolved = config.resolve()?;
     let psk = config.load_key()?;
@@ -39,8 +42,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             bind(&resolved.source, tcp).with_context(|| format!("cannot listen on {}", config.source_spec))?
         }
     };
-    if daemonize && daemon.is_none() {
-        daemon = Some(become_daemon(&config)?);
+    if let Some(pid_file) = pid_file.take() {
+        daemon = Some(become_daemon(&config, pid_file)?);
     }
     if let Some(who) = &config.user {
         daemon::drop_privileges(who).context("cannot drop privileges (-u)")?;
@@ -90,8 +93,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
-    daemon::daemonize(&config.pid_file).context("cannot daemonize")
+/// Forks into the daemon, which holds `pid_file`; log lines keep going to standard error after it
+/// serves unless they go to syslog.
+fn become_daemon(config: &Config, pid_file: daemon::PidFile) -> anyhow::Result<daemon::Daemon> {
+    daemon::daemonize(pid_file, !config.syslog).context("cannot daemonize")
 }
 
 /// Binds the source before the runtime exists, so a daemonizing parent knows it worked.
