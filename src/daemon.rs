@@ -1,5 +1,6 @@
 //! Becoming a daemon the way spiped does: fork after binding so the parent can report success only
-//! once the child is serving; a pid file locked for the daemon's life; and dropping privileges.
+//! once the child is serving; a pid file locked for the daemon's life; the unix socket file it bound,
+//! removed at exit only while still its own; and dropping privileges.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -173,6 +174,37 @@ fn holder(mut file: File) -> String {
     match file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse::<u32>().ok()) {
         Some(pid) => format!("pid {pid}"),
         None => String::from("starting; its pid is not written yet"),
+    }
+}
+
+/// The unix socket file this process bound, as it was right after bind: dropped at exit (or when
+/// start-up fails), it is removed only if the path still names it, never a socket that a newer
+/// daemon bound at the same path after ours was removed.
+#[derive(Debug)]
+pub struct SocketFile {
+    /// Where it was bound.
+    path: PathBuf,
+    /// Its device and inode right after bind.
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    /// Records the socket file just bound at `path`.
+    ///
+    /// # Errors
+    /// When it cannot be examined.
+    pub fn record(path: &Path) -> io::Result<SocketFile> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile { path: path.to_path_buf(), id: (meta.dev(), meta.ino()) })
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let still_ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if still_ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
