@@ -8,7 +8,6 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::daemon;
-use crate::logging;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
@@ -19,10 +18,13 @@ use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Stopped
 /// # Errors
 /// Anything that stops it from starting, with context for the operator.
 pub fn run(config: Config) -> anyhow::Result<Stopped> {
-    let daemonize = !config.foreground;
+    // Locked before anything is bound: a second instance with the same -p stops here, touching nothing.
+    let mut pid_file = (!config.foreground).then(|| daemon::PidFile::lock(&config.pid_file)).transpose()?;
     let mut daemon = None;
-    if daemonize && config.wait_for_dns {
-        daemon = Some(become_daemon(&config)?);
+    if config.wait_for_dns
+        && let Some(pid_file) = pid_file.take()
+    {
+        daemon = Some(become_daemon(&config, pid_file)?);
     }
     let resolved = config.resolve()?;
     let psk = config.load_key()?;
@@ -31,17 +33,17 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
     // A unix socket file we bind is ours to remove at exit; one systemd passed is systemd's.
     let bound_here = passed.is_none();
     let tcp = TcpOptions { keepalive: config.keepalive };
-    let socket = match passed {
+    let (socket, socket_file) = match passed {
         Some(socket) => {
             tracing::info!("using the socket passed by systemd instead of binding {}", config.source_spec);
-            socket
+            (socket, None)
         }
         None => {
             bind(&resolved.source, tcp).with_context(|| format!("cannot listen on {}", config.source_spec))?
         }
     };
-    if daemonize && daemon.is_none() {
-        daemon = Some(become_daemon(&config)?);
+    if let Some(pid_file) = pid_file.take() {
+        daemon = Some(become_daemon(&config, pid_file)?);
     }
     if let Some(who) = &config.user {
         daemon::drop_privileges(who).context("cannot drop privileges (-u)")?;
@@ -89,37 +91,42 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         tracing::info!("stopped");
         anyhow::Ok(stopped)
     })?;
-    if let (true, crate::tunnel::addr::SocketSpec::Unix(path)) = (bound_here, &config.source_spec) {
-        let _ = std::fs::remove_file(path);
-    }
+    // The unix socket file we bound goes, unless the path names another daemon's socket by now.
+    drop(socket_file);
     Ok(stopped)
 }
 
-fn become_daemon(config: &Config) -> anyhow::Result<daemon::Daemon> {
-    let daemon = daemon::daemonize(&config.pid_file).context("cannot daemonize")?;
-    if config.syslog {
-        logging::switch_to_syslog().context("cannot reach syslog")?;
-    }
-    Ok(daemon)
+/// Forks into the daemon, which holds `pid_file`; log lines keep going to standard error after it
+/// serves unless they go to syslog.
+fn become_daemon(config: &Config, pid_file: daemon::PidFile) -> anyhow::Result<daemon::Daemon> {
+    daemon::daemonize(pid_file, !config.syslog).context("cannot daemonize")
 }
 
-/// Binds the source before the runtime exists, so a daemonizing parent knows it worked.
-fn bind(addr: &Addr, tcp: TcpOptions) -> std::io::Result<StdListener> {
+/// Binds the source before the runtime exists, so a daemonizing parent knows it worked. For a unix
+/// socket, also the file as bound, which is removed when dropped if the path still names it.
+fn bind(addr: &Addr, tcp: TcpOptions) -> std::io::Result<(StdListener, Option<daemon::SocketFile>)> {
     match addr {
-        Addr::Tcp(a) => Ok(StdListener::Tcp(tunnel::bind_tcp(*a, tcp)?)),
+        Addr::Tcp(a) => Ok((StdListener::Tcp(tunnel::bind_tcp(*a, tcp)?), None)),
         Addr::Unix(path) => {
             remove_stale_socket(path);
-            Ok(StdListener::Unix(std::os::unix::net::UnixListener::bind(path)?))
+            let listener = std::os::unix::net::UnixListener::bind(path)?;
+            Ok((StdListener::Unix(listener), Some(daemon::SocketFile::record(path)?)))
         }
     }
 }
 
-/// A unix socket left behind by an earlier run would make bind fail; nothing listens on it if a
-/// connection is refused, so it is removed. Anything that is not a socket is left alone.
+/// A unix socket left behind by an earlier run would make bind fail; it is removed when connecting
+/// to it is refused (nothing listens). Any other failure (a socket we may not use: a live daemon's)
+/// leaves it alone, as does anything that is not a socket or that changed meanwhile.
 fn remove_stale_socket(path: &std::path::Path) {
-    use std::os::unix::fs::FileTypeExt;
-    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let socket_id = || {
+        std::fs::symlink_metadata(path).ok().filter(|m| m.file_type().is_socket()).map(|m| (m.dev(), m.ino()))
+    };
+    let Some(before) = socket_id() else { return };
+    let refused = std::os::unix::net::UnixStream::connect(path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+    if refused && socket_id() == Some(before) {
         let _ = std::fs::remove_file(path);
     }
 }

@@ -98,7 +98,7 @@ pub struct Args {
     #[arg(short = 'R')]
     pub no_reresolve: bool,
 
-    /// After daemonizing, send warnings to syslog instead of standard error.
+    /// Send log lines to syslog (daemon facility) instead of standard error, from start-up, also with -F.
     #[arg(long = "syslog")]
     pub syslog: bool,
 

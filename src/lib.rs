@@ -8,7 +8,7 @@
 //! - [`proto`]: the wire protocol, with no I/O: handshake phases as types, records sealed and opened in
 //!   caller-owned buffers. `docs/PROTOCOL.md` is its specification.
 //! - [`tunnel`]: the I/O shell: addresses, sockets, the accept loop, the per-connection pump.
-//! - [`daemon`]: fork after binding, pid file, privilege drop.
+//! - [`daemon`]: fork after binding, the pid file (locked), the unix socket file it bound, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
 //! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.
 //! - [`app`]: start-up in spiped's order and the runtime, used by `main`.

@@ -1,22 +1,82 @@
-//! Logs: one line per event on standard error, or to syslog after daemonizing with --syslog. The
-//! level comes from `RUST_LOG` when set, else from --log-level.
+//! Logs: one line per event, on standard error, or with --syslog to the local syslog daemon from
+//! start-up (in the foreground too). The level comes from `RUST_LOG` when set, else from --log-level.
+//!
+//! Logging never takes the daemon down. A daemon may outlive its terminal (an ssh session that logged
+//! out) or the pipe its standard error went to; writing there then fails (EIO, EPIPE). Such a line is
+//! dropped and counted ([`dropped_lines`]), never reported by printing: printing to a dead standard
+//! error panics. So the `Line` writer never returns an error to tracing-subscriber (which would print
+//! it with `eprintln!`), and that printing is switched off as well.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Where log lines go.
-static SYSLOG: OnceLock<UnixDatagram> = OnceLock::new();
+/// The syslog socket, unless `SPIPED_SYSLOG_SOCKET` names another (for tests and unusual systems).
+pub const SYSLOG_SOCKET: &str = "/dev/log";
 
 /// syslog's `daemon` facility.
 const FACILITY_DAEMON: u8 = 3;
 
-/// Installs the global subscriber, writing to standard error.
-pub fn init(level: &str) {
+/// With --syslog, where lines go; unset, they go to standard error.
+static SYSLOG: OnceLock<Syslog> = OnceLock::new();
+
+/// Lines that could not be written, for status and metrics to show.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// The local syslog daemon's socket.
+struct Syslog {
+    /// Connected to `path`.
+    socket: UnixDatagram,
+    /// Where the syslog daemon listens, to connect again after it restarts (as syslog(3) does): the
+    /// old connection is then refused for good.
+    path: PathBuf,
+}
+
+impl Syslog {
+    /// Sends one message, connecting again once if the syslog daemon has gone away meanwhile.
+    fn send(&self, message: &[u8]) -> io::Result<()> {
+        self.socket.send(message).or_else(|_| {
+            self.socket.connect(&self.path)?;
+            self.socket.send(message)
+        })?;
+        Ok(())
+    }
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// --syslog was given and the syslog socket does not answer.
+    #[error("cannot reach syslog at {}: {source}", path.display())]
+    Syslog {
+        /// The socket tried.
+        path: PathBuf,
+        /// Why connecting failed.
+        source: io::Error,
+    },
+}
+
+/// Installs the global subscriber: lines go to syslog with `syslog`, else to standard error.
+///
+/// # Errors
+/// [`LoggingError::Syslog`] when `syslog` is set and the syslog socket cannot be reached.
+pub fn init(level: &str, syslog: bool) -> Result<(), LoggingError> {
+    if syslog {
+        let path =
+            std::env::var_os("SPIPED_SYSLOG_SOCKET").map_or_else(|| SYSLOG_SOCKET.into(), PathBuf::from);
+        match UnixDatagram::unbound().and_then(|s| s.connect(&path).map(|()| s)) {
+            Ok(socket) => {
+                let _ = SYSLOG.set(Syslog { socket, path });
+            }
+            Err(source) => return Err(LoggingError::Syslog { path, source }),
+        }
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("spiped={level}")))
         .unwrap_or_else(|_| EnvFilter::new("spiped=info"));
@@ -25,80 +85,110 @@ pub fn init(level: &str) {
         .with_writer(Destination)
         .with_target(false)
         .with_ansi(false)
+        .log_internal_errors(false)
         .try_init();
+    Ok(())
 }
 
-/// The syslog socket, unless `SPIPED_SYSLOG_SOCKET` names another (for tests and unusual systems).
-pub const SYSLOG_SOCKET: &str = "/dev/log";
-
-/// Sends every later log line to the local syslog daemon instead of standard error.
-///
-/// # Errors
-/// When the syslog socket cannot be reached.
-pub fn switch_to_syslog() -> io::Result<()> {
-    let path = std::env::var_os("SPIPED_SYSLOG_SOCKET").unwrap_or_else(|| SYSLOG_SOCKET.into());
-    let socket = UnixDatagram::unbound()?;
-    socket.connect(path)?;
-    let _ = SYSLOG.set(socket);
-    Ok(())
+/// How many log lines have been dropped because their destination refused them.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
 }
 
 /// Chooses standard error or syslog per event.
 struct Destination;
 
-/// A writer for one event.
-enum Line {
-    Stderr(io::Stderr),
-    Syslog { severity: u8, buf: Vec<u8> },
+/// One event's line, collected and written whole when dropped: one write per line keeps lines from
+/// different threads apart, and a failure is counted once per line. Writing to it never fails.
+struct Line {
+    /// Whether the line goes to syslog rather than standard error.
+    to_syslog: bool,
+    /// The line so far; for syslog, it starts with the priority and tag.
+    buf: Vec<u8>,
+}
+
+impl Line {
+    fn stderr() -> Line {
+        Line { to_syslog: false, buf: Vec::with_capacity(128) }
+    }
+
+    /// A syslog line: `<priority>spiped[pid]: ` then the text (RFC 3164 as the local daemon takes it).
+    fn syslog(severity: u8) -> Line {
+        let priority = FACILITY_DAEMON * 8 + severity;
+        let header = format!("<{priority}>spiped[{}]: ", std::process::id());
+        let mut buf = Vec::with_capacity(128);
+        buf.extend_from_slice(header.as_bytes());
+        Line { to_syslog: true, buf }
+    }
+
+    /// Writes the line to its destination.
+    fn deliver(&self) -> io::Result<()> {
+        if !self.to_syslog {
+            return io::stderr().lock().write_all(&self.buf);
+        }
+        match SYSLOG.get() {
+            Some(syslog) => syslog.send(self.buf.trim_ascii_end()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<'a> MakeWriter<'a> for Destination {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        Line::Stderr(io::stderr())
+        if SYSLOG.get().is_some() { Line::syslog(severity(&Level::INFO)) } else { Line::stderr() }
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
-        if SYSLOG.get().is_none() {
-            return Line::Stderr(io::stderr());
-        }
-        let severity = match *meta.level() {
-            Level::ERROR => 3,
-            Level::WARN => 4,
-            Level::INFO => 6,
-            Level::DEBUG | Level::TRACE => 7,
-        };
-        Line::Syslog { severity, buf: Vec::with_capacity(128) }
+        if SYSLOG.get().is_some() { Line::syslog(severity(meta.level())) } else { Line::stderr() }
+    }
+}
+
+/// syslog's severity for a tracing level.
+fn severity(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
     }
 }
 
 impl Write for Line {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self {
-            Line::Stderr(e) => e.write(data),
-            Line::Syslog { buf, .. } => {
-                buf.extend_from_slice(data);
-                Ok(data.len())
-            }
-        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Line::Stderr(e) => e.flush(),
-            Line::Syslog { .. } => Ok(()),
-        }
+        Ok(())
     }
 }
 
 impl Drop for Line {
     fn drop(&mut self) {
-        if let (Line::Syslog { severity, buf }, Some(socket)) = (self, SYSLOG.get()) {
-            let priority = FACILITY_DAEMON * 8 + *severity;
-            let text = String::from_utf8_lossy(buf);
-            let message = format!("<{priority}>spiped[{}]: {}", std::process::id(), text.trim_end());
-            let _ = socket.send(message.as_bytes());
+        if self.deliver().is_err() {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syslog_line_carries_the_daemon_facility_the_severity_and_the_pid() {
+        let mut line = Line::syslog(severity(&Level::WARN));
+        line.write_all(b"handshake failed\n").unwrap();
+        let expected = format!("<28>spiped[{}]: handshake failed\n", std::process::id());
+        assert_eq!(String::from_utf8_lossy(&line.buf), expected);
+    }
+
+    #[test]
+    fn levels_map_to_syslog_severities() {
+        let got = [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE].map(|l| severity(&l));
+        assert_eq!(got, [3, 4, 6, 7, 7]);
     }
 }

@@ -1,5 +1,6 @@
 //! `spiped`: parse the command line, set up logging, build the configuration, run, map to an exit code.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -16,7 +17,10 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(&clap_reason(&e)),
     };
-    spiped::logging::init(&args.log_level);
+    if let Err(e) = spiped::logging::init(&args.log_level, args.syslog) {
+        let _ = writeln!(io::stderr(), "spiped: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = match Config::from_args(&args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e.to_string()),
@@ -26,7 +30,8 @@ fn main() -> ExitCode {
         // A second signal stopped it with connections still live: not a clean stop.
         Ok(Stopped::Aborted(_)) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("spiped: {}", one_line(&e));
+            // Not eprintln!, which panics if standard error is gone.
+            let _ = writeln!(io::stderr(), "spiped: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -35,8 +40,8 @@ fn main() -> ExitCode {
 /// spiped's behaviour for bad arguments: a one-line reason, the usage, exit 1.
 fn usage_error(reason: &str) -> ExitCode {
     let line = reason.lines().next().unwrap_or_default().trim_start_matches("error: ");
-    eprintln!("spiped: {line}");
-    eprintln!("usage: {USAGE}");
+    // Not eprintln!, which panics if standard error is closed.
+    let _ = writeln!(io::stderr(), "spiped: {line}\nusage: {USAGE}");
     ExitCode::FAILURE
 }
 
