@@ -215,6 +215,7 @@ fn outgoing_connections_bind_to_the_b_address() {
 }
 
 #[test]
+#[ignore = "needs root: only root may change to another user (scripts/test-all runs it)"]
 fn u_drops_to_that_user_after_binding() {
     let dir = scratch("setuid");
     let key = key_file(&dir, "k");
