@@ -148,7 +148,7 @@ fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
         .args(["-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
         .start();
     assert_eq!(d.child.try_wait().unwrap().and_then(|status| status.code()), Some(0), "the parent's exit");
-    let pid_file = d.pid_file().expect("daemon mode").to_path_buf();
+    let pid_file = d.pid_file().expect("daemon mode");
     assert!(pid_file.exists());
     assert!(d.is_running(), "the daemon named in the pid file runs");
 
@@ -159,6 +159,7 @@ fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
         true => Err("the pid file outlived the daemon"),
         false => Ok(()),
     });
+    d.wait_gone(Duration::from_secs(20));
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! TCP servers, all on loopback. Nothing here is a mock: every byte crosses real sockets.
 //!
 //! Layout:
-//! - `daemon`: [`SpipedCmd`] starts the built binary in any mode (foreground, daemon mode with its pid
+//! - `cmd`: [`SpipedCmd`] starts the built binary in any mode (foreground, daemon mode with its pid
 //!   file, a key on standard input, under a wrapper such as prlimit, extra environment) and returns a
-//!   [`Spiped`], killed on drop; [`run_spiped`] runs it to completion.
+//!   [`Spiped`]; [`run_spiped`] runs it to completion.
+//! - `running`: [`Spiped`], a running daemon: its log, signals, exit, notifications; killed on drop.
 //! - `notify`: the `NOTIFY_SOCKET` a started daemon reports `READY=1` and its status to.
 //! - `wait`: [`eventually`], the one "poll until a deadline" loop, and the waits built on it.
 //! - `ports`: [`free_port`], loopback ports no other caller in this process is handed.
@@ -13,14 +14,16 @@
 //! - `pipe`: an `-e`/`-d` pair in front of a target.
 
 // Each test binary compiles this module and uses a different subset of it, so an item one binary
-// leaves unused is dead code in that binary only; every item here has a caller in some test.
+// leaves unused is dead code in that binary only. Every item has a caller in some test, except three
+// kept for tests written against them: connect_when_up, wait_unix and Spiped::start_with_stdin.
 #![allow(dead_code)]
 
-mod daemon;
+mod cmd;
 mod notify;
 mod pipe;
 mod ports;
 mod redis;
+mod running;
 mod servers;
 mod wait;
 
@@ -30,10 +33,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 // The same goes for the re-exports: each binary imports them all and uses a subset.
 #[allow(unused_imports)]
 pub use self::{
-    daemon::{Spiped, SpipedCmd, run_spiped},
+    cmd::{SpipedCmd, run_spiped},
     pipe::{Pipe, plain_addr},
     ports::free_port,
     redis::{Redis, redis_cli},
+    running::Spiped,
     servers::{CollectServer, echo_server, echo_server_saying, echo_through, read_until_closed},
     wait::{connect_when_up, eventually, wait_for_log, wait_unix},
 };

@@ -24,7 +24,7 @@ pub struct NotifySocket {
     path: PathBuf,
     /// A handle on the socket, kept to shut its reading side down, which wakes the draining thread.
     socket: UnixDatagram,
-    /// Every datagram received so far, in order.
+    /// Every line received so far, in order (a datagram holds one or more lines, one state each).
     received: Arc<Mutex<Vec<String>>>,
     /// The draining thread, joined on drop.
     reader: Option<JoinHandle<()>>,
@@ -62,14 +62,14 @@ impl NotifySocket {
         &self.path
     }
 
-    /// Every datagram received so far.
+    /// Every line received so far (`READY=1`, `STATUS=...`).
     pub fn received(&self) -> Vec<String> {
         self.received.lock().expect("the draining thread does not panic").clone()
     }
 
-    /// Whether some datagram had a line starting with `prefix` (`READY=1`, `STOPPING=1`, `STATUS=`).
+    /// Whether a line starting with `prefix` has come (`READY=1`, `STOPPING=1`, `STATUS=`).
     pub fn saw(&self, prefix: &str) -> bool {
-        self.received().iter().any(|datagram| datagram.lines().any(|line| line.starts_with(prefix)))
+        self.received().iter().any(|line| line.starts_with(prefix))
     }
 }
 
@@ -89,7 +89,8 @@ impl Drop for NotifySocket {
 fn drain(socket: &UnixDatagram, received: &Mutex<Vec<String>>) {
     let mut buf = [0u8; 4096];
     while let Ok(n @ 1..) = socket.recv(&mut buf) {
-        let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
-        received.lock().expect("nothing panics while holding the lock").push(datagram);
+        let datagram = String::from_utf8_lossy(&buf[..n]);
+        let mut received = received.lock().expect("nothing panics while holding the lock");
+        received.extend(datagram.lines().map(str::to_string));
     }
 }
