@@ -204,10 +204,10 @@ impl Spiped {
 impl Drop for Spiped {
     fn drop(&mut self) {
         let started = table().remove(&self.key());
-        if let Some(daemon) = started.as_ref().and_then(|s| s.daemon.as_ref()) {
-            if is_alive(daemon.pid) {
-                let _ = kill(daemon.pid, Signal::SIGKILL);
-            }
+        if let Some(daemon) = started.as_ref().and_then(|s| s.daemon.as_ref())
+            && is_alive(daemon.pid)
+        {
+            let _ = kill(daemon.pid, Signal::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
