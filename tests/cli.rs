@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use support::*;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -16,12 +16,9 @@ fn stderr(out: &std::process::Output) -> String {
 /// redis-cli gets PONG through the pair.
 fn assert_ping_through_an_e_end(dir: &std::path::Path, key: &std::path::Path, d_source: &str) {
     let e_source = format!("[127.0.0.1]:{}", free_port());
-    let _e = Spiped::start(
-        dir,
-        "e",
-        &["-e", "-s", &e_source, "-t", d_source, "-k", key.to_str().unwrap()],
-        &e_source,
-    );
+    let _e = SpipedCmd::new(dir, "e")
+        .args(["-e", "-s", &e_source, "-t", d_source, "-k", key.to_str().unwrap()])
+        .start();
     assert_eq!(redis_cli(&["-p", e_source.rsplit_once(':').unwrap().1, "ping"]).trim(), "PONG");
 }
 
@@ -117,12 +114,9 @@ fn a_world_readable_key_starts_with_a_warning() {
     let key = key_file(&dir, "k");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let source = format!("[127.0.0.1]:{}", free_port());
-    let d = Spiped::start(
-        &dir,
-        "d",
-        &["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()],
-        &source,
-    );
+    let d = SpipedCmd::new(&dir, "d")
+        .args(["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .start();
     assert!(d.log_text().contains("readable by others"), "{}", d.log_text());
 }
 
@@ -134,13 +128,10 @@ fn the_key_can_come_from_standard_input() {
     let d_source = format!("[127.0.0.1]:{}", free_port());
     let target = format!("[127.0.0.1]:{}", redis.port);
     let bytes = std::fs::read(&key).unwrap();
-    let _d = Spiped::start_with_stdin(
-        &dir,
-        "d",
-        &["-d", "-s", &d_source, "-t", &target, "-k", "-"],
-        &d_source,
-        Some(&bytes),
-    );
+    let _d = SpipedCmd::new(&dir, "d")
+        .args(["-d", "-s", &d_source, "-t", &target, "-k", "-"])
+        .stdin(&bytes)
+        .start();
     assert_ping_through_an_e_end(&dir, &key, &d_source);
 }
 
@@ -150,38 +141,25 @@ fn daemon_mode_writes_a_pid_file_serves_and_cleans_up() {
     let key = key_file(&dir, "k");
     let redis = Redis::start(&dir, false);
     let d_source = format!("[127.0.0.1]:{}", free_port());
-    let pid_file = dir.join("d.pid");
     let target = format!("[127.0.0.1]:{}", redis.port);
-    // Without -F: the parent returns only once the child is serving.
-    let status = Command::new(spiped_bin())
-        .args([
-            "-d",
-            "-s",
-            &d_source,
-            "-t",
-            &target,
-            "-k",
-            key.to_str().unwrap(),
-            "-p",
-            pid_file.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    assert!(
-        Command::new("kill").args(["-0", &pid.to_string()]).status().unwrap().success(),
-        "the daemon runs"
-    );
+    // Without -F (and with `-p dir/d.pid`): the parent returns only once the child is serving.
+    let mut d = SpipedCmd::new(&dir, "d")
+        .daemon()
+        .args(["-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
+        .start();
+    assert_eq!(d.child.try_wait().unwrap().and_then(|status| status.code()), Some(0), "the parent's exit");
+    let pid_file = d.pid_file().expect("daemon mode");
+    assert!(pid_file.exists());
+    assert!(d.is_running(), "the daemon named in the pid file runs");
 
     assert_ping_through_an_e_end(&dir, &key, &d_source);
 
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pid_file.exists() {
-        assert!(Instant::now() < deadline, "the pid file outlived the daemon");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.signal(Signal::SIGTERM);
+    eventually("the daemon removes its pid file", Duration::from_secs(20), || match pid_file.exists() {
+        true => Err("the pid file outlived the daemon"),
+        false => Ok(()),
+    });
+    d.wait_gone(Duration::from_secs(20));
 }
 
 #[test]
@@ -203,19 +181,19 @@ fn the_default_pid_file_is_named_after_the_source() {
     let dir = scratch("default-pid");
     let key = key_file(&dir, "k");
     let source = dir.join("listen.sock");
-    let status = Command::new(spiped_bin())
-        .args(["-d", "-s", source.to_str().unwrap(), "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
     let pid_file = dir.join("listen.sock.pid");
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pid_file.exists() || source.exists() {
-        assert!(Instant::now() < deadline, "pid file or socket left behind");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut d = SpipedCmd::new(&dir, "d")
+        .daemon_with_pid_file_at(&pid_file)
+        .args(["-d", "-s", source.to_str().unwrap(), "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .start();
+    assert_eq!(d.child.try_wait().unwrap().and_then(|status| status.code()), Some(0), "the parent's exit");
+    d.signal(Signal::SIGTERM);
+    eventually("the daemon removes its pid file and socket", Duration::from_secs(20), || {
+        match pid_file.exists() || source.exists() {
+            true => Err("pid file or socket left behind"),
+            false => Ok(()),
+        }
+    });
 }
 
 #[test]
@@ -226,15 +204,14 @@ fn syslog_receives_the_daemons_warnings() {
     let syslog = std::os::unix::net::UnixDatagram::bind(&log_socket).unwrap();
     syslog.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let source = format!("[127.0.0.1]:{}", free_port());
-    let pid_file = dir.join("d.pid");
-    let status = Command::new(spiped_bin())
-        .args(["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
-        .args(["-p", pid_file.to_str().unwrap(), "--syslog"])
+    let mut d = SpipedCmd::new(&dir, "d")
+        .daemon()
+        .log_level(None)
+        .args(["-d", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap(), "--syslog"])
         .env("SPIPED_SYSLOG_SOCKET", &log_socket)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        .start();
+    assert_eq!(d.child.try_wait().unwrap().and_then(|status| status.code()), Some(0), "the parent's exit");
+    let pid = d.pid();
 
     let mut conn = std::net::TcpStream::connect(plain_addr(&source)).unwrap();
     std::io::Write::write_all(&mut conn, b"not the protocol at all").unwrap();
@@ -250,7 +227,7 @@ fn syslog_receives_the_daemons_warnings() {
         warning.starts_with(&format!("<28>spiped[{pid}]: ")),
         "daemon.warning priority and tag: {warning}"
     );
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    d.signal(Signal::SIGTERM);
 }
 
 #[test]
@@ -259,17 +236,16 @@ fn with_d_the_daemon_forks_first_and_still_reports_when_it_listens() {
     let key = key_file(&dir, "k");
     let redis = Redis::start(&dir, false);
     let d_source = format!("[127.0.0.1]:{}", free_port());
-    let pid_file = dir.join("d.pid");
     let target = format!("localhost:{}", redis.port);
-    let status = Command::new(spiped_bin())
+    // Not waiting for READY=1: what is checked is that the parent's exit alone means it listens.
+    let mut d = SpipedCmd::new(&dir, "d")
+        .daemon()
+        .skip_ready()
         .args(["-D", "-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
-        .args(["-p", pid_file.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+        .start();
+    assert_eq!(d.child.try_wait().unwrap().and_then(|status| status.code()), Some(0), "the parent's exit");
     // No retry: the parent returned only once the child was listening.
     assert!(std::net::TcpStream::connect(plain_addr(&d_source)).is_ok(), "listening when the parent exits");
     assert_ping_through_an_e_end(&dir, &key, &d_source);
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    d.signal(Signal::SIGTERM);
 }
