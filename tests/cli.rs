@@ -55,10 +55,9 @@ fn a_short_key_is_refused_with_the_way_to_make_one() {
     let dir = scratch("short-key");
     let key = dir.join("short.key");
     std::fs::write(&key, [1u8; 16]).unwrap();
-    let out = run_spiped(
-        &["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()],
-        None,
-    );
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let out =
+        run_spiped(&["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("dd if=/dev/urandom bs=32 count=1"), "{}", stderr(&out));
 }
@@ -66,10 +65,8 @@ fn a_short_key_is_refused_with_the_way_to_make_one() {
 #[test]
 fn a_missing_key_file_and_a_busy_port_exit_one() {
     let dir = scratch("startup-errors");
-    let out = run_spiped(
-        &["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", "/nonexistent/key"],
-        None,
-    );
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let out = run_spiped(&["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", "/nonexistent/key"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("/nonexistent/key"));
 
@@ -95,8 +92,9 @@ fn an_openssl_without_chacha20_poly1305_stops_the_daemon_at_start_up() {
         "openssl_conf = init\n[init]\nalg_section = algorithms\n[algorithms]\ndefault_properties = fips=yes\n",
     )
     .unwrap();
+    let source = format!("[127.0.0.1]:{}", free_port());
     let out = std::process::Command::new(spiped_bin())
-        .args(["-F", "-e", "-s", "[127.0.0.1]:0", "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
+        .args(["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()])
         .env("OPENSSL_CONF", &conf)
         .stdin(std::process::Stdio::null())
         .output()
