@@ -52,10 +52,10 @@ pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// Tells systemd the daemon is draining.
+/// Tells systemd the daemon is draining. Sent from the runtime's blocking pool (see [`off_runtime`]).
 pub fn stopping(live: u64) {
     let status = format!("draining: {live} live connections");
-    notify(&[NotifyState::Stopping, NotifyState::Status(&status)]);
+    drop(off_runtime(move || notify(&[NotifyState::Stopping, NotifyState::Status(&status)])));
 }
 
 /// Keeps `STATUS=` current (at most once a second, only when it changes) and pings the watchdog when
@@ -71,13 +71,19 @@ pub async fn keep_informed(tunnel: Arc<Tunnel>) {
     loop {
         ticks.tick().await;
         let status = status_line(&tunnel);
-        if status != last {
-            notify(&[NotifyState::Status(&status)]);
-            last = status;
-        }
-        if watchdog.is_some() {
-            notify(&[NotifyState::Watchdog]);
-        }
+        let changed = (status != last).then(|| status.clone());
+        let ping = watchdog.is_some();
+        // One send at a time: a stalled socket delays the next update, never a worker.
+        let _ = off_runtime(move || {
+            if let Some(status) = changed {
+                notify(&[NotifyState::Status(&status)]);
+            }
+            if ping {
+                notify(&[NotifyState::Watchdog]);
+            }
+        })
+        .await;
+        last = status;
     }
 }
 
@@ -90,6 +96,13 @@ pub fn status_line(tunnel: &Tunnel) -> String {
         s.total.load(Ordering::Relaxed),
         s.failed.load(Ordering::Relaxed)
     )
+}
+
+/// Runs a send to the notify socket on the runtime's blocking pool. sd-notify sends on a blocking socket,
+/// and a datagram socket whose queue is full (PID 1 busy, or a reader that stopped reading) blocks
+/// the sender: a runtime worker must never wait on that.
+fn off_runtime(send: impl FnOnce() + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(send)
 }
 
 fn notify(state: &[NotifyState<'_>]) {
