@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
@@ -161,6 +161,46 @@ fn a_second_signal_exits_at_once() {
     pipe.e.signal(Signal::SIGTERM);
     let status = pipe.e.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
+}
+
+/// A forced stop must not pass an unfinished upload off as a complete one: the client and the
+/// service each see a reset, never a clean end, and the daemon still leaves through its normal path,
+/// removing its pid file.
+#[test]
+fn a_second_signal_resets_live_connections_at_both_sides_and_removes_the_pid_file() {
+    let dir = scratch("forced-stop");
+    let key = key_file(&dir, "k").to_str().unwrap().to_string();
+    let server = CollectServer::start();
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let target = format!("[127.0.0.1]:{}", server.port);
+    let _d = SpipedCmd::new(&dir, "d").args(["-d", "-s", &d_source, "-t", &target, "-k", &key]).start();
+    let mut e =
+        SpipedCmd::new(&dir, "e").args(["-e", "-s", &e_source, "-t", &d_source, "-k", &key]).daemon().start();
+    let pid_file = e.pid_file().expect("daemon mode");
+
+    let mut conn = TcpStream::connect(plain_addr(&e_source)).unwrap();
+    conn.write_all(b"the first half of an upload").unwrap();
+    e.wait_notified("STATUS=1 live connections");
+    e.signal(Signal::SIGTERM);
+    e.wait_notified("STOPPING=1");
+    e.signal(Signal::SIGTERM);
+
+    let client = read_until_closed(&mut conn);
+    assert_eq!(
+        client.as_ref().map_err(std::io::Error::kind).err(),
+        Some(ErrorKind::ConnectionReset),
+        "the client sees a reset: {client:?}"
+    );
+    let served =
+        server.outcomes.recv_timeout(Duration::from_secs(20)).expect("the service saw the connection");
+    assert_eq!(
+        served.as_ref().map_err(std::io::Error::kind).err(),
+        Some(ErrorKind::ConnectionReset),
+        "the service sees a reset, not a clean end on half an upload: {served:?}"
+    );
+    e.wait_gone(Duration::from_secs(20));
+    assert!(!pid_file.exists(), "the pid file is removed after a forced stop too");
 }
 
 #[test]
