@@ -3,13 +3,16 @@
 //! connections, connections that send the preamble and stall, and garbage. Every legitimate
 //! connection must succeed (the `-e` end's own `-o` turns a lockout into a failure; nothing here
 //! asserts how long anything takes), and Redis behind the `-d` end must see no flood peer at all.
+//!
+//! And the memory a stalled reader can pin: connections whose far end has stopped reading, in each
+//! direction, may cost each end of the pipe at most 256 KiB apiece.
 
 mod support;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -274,4 +277,174 @@ fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit up to the hard limit");
+}
+
+/// Connections stalled at once in the memory tests.
+const STALLED: usize = 32;
+/// Most memory a stalled connection may pin at each end.
+const STALLED_BOUND_KIB: u64 = 256;
+/// A writer that has moved nothing for this long is blocked: everything between it and the
+/// reader that stopped is full.
+const STALL: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_server_that_stops_reading_pins_at_most_256_kib_per_connection_at_each_end() {
+    let _turn = turn();
+    stalled_reader_memory(Stops::Server);
+}
+
+#[test]
+fn a_client_that_stops_reading_pins_at_most_256_kib_per_connection_at_each_end() {
+    let _turn = turn();
+    stalled_reader_memory(Stops::Client);
+}
+
+/// Which plaintext end stops reading; the other writes until it blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stops {
+    /// The server behind the `-d` end accepts and never reads; the client writes.
+    Server,
+    /// The client never reads; the server writes.
+    Client,
+}
+
+/// Measures each end's resident memory before [`STALLED`] connections and once they are all
+/// blocked, and asserts the growth per connection is within [`STALLED_BOUND_KIB`].
+fn stalled_reader_memory(stops: Stops) {
+    let dir = scratch("stalled-reader");
+    let key = key_file(&dir, "k");
+    let server = StallServer::start(stops);
+    let pipe = Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", server.port), &[], &[]);
+
+    // A few whole connections first, so that what the first connections set up once (the worker
+    // threads' allocator arenas, anything built lazily) is in the baseline and not in the growth.
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = pipe.e_addr();
+            thread::spawn(move || {
+                let mut conn = TcpStream::connect(addr).unwrap();
+                conn.write_all(b"warm").unwrap();
+                conn.shutdown(Shutdown::Write).unwrap();
+                let _ = read_until_closed(&mut conn); // the server hangs up on these
+            })
+        })
+        .collect();
+    for w in warm {
+        w.join().unwrap();
+    }
+    thread::sleep(Duration::from_millis(500)); // let both ends finish closing them
+    let before = (vm_rss_kib(pipe.e.pid()), vm_rss_kib(pipe.d.pid()));
+
+    server.armed.store(true, Ordering::Relaxed);
+    let (blocked_tx, blocked) = mpsc::channel();
+    for _ in 0..STALLED {
+        let (addr, blocked_tx) = (pipe.e_addr(), blocked_tx.clone());
+        thread::spawn(move || {
+            let conn = TcpStream::connect(addr).unwrap();
+            let _ = blocked_tx.send(match stops {
+                Stops::Server => push_until_blocked(conn),
+                Stops::Client => Ok((conn, 0)), // it never reads; the server's writer reports
+            });
+        });
+    }
+    let from_clients = collect_blocked(&blocked, "client");
+    let from_server = match stops {
+        Stops::Server => Vec::new(),
+        Stops::Client => collect_blocked(&server.blocked, "server"),
+    };
+    let after = (vm_rss_kib(pipe.e.pid()), vm_rss_kib(pipe.d.pid()));
+
+    let pushed: u64 = from_clients.iter().chain(&from_server).map(|(_, n)| n).sum();
+    let mib = pushed >> 20;
+    println!(
+        "stalled reader: the {stops:?} stops reading; {STALLED} connections took {mib} MiB, then blocked"
+    );
+    let mut over = Vec::new();
+    for (end, before, after) in [("-e", before.0, after.0), ("-d", before.1, after.1)] {
+        let per_connection = after.saturating_sub(before) / STALLED as u64;
+        println!("  {end} end: VmRSS {before} KiB -> {after} KiB, {per_connection} KiB per connection");
+        if per_connection > STALLED_BOUND_KIB {
+            over.push(format!("{end} end: {per_connection} KiB per connection"));
+        }
+    }
+    assert!(over.is_empty(), "over {STALLED_BOUND_KIB} KiB per stalled connection: {}", over.join("; "));
+}
+
+/// Waits for [`STALLED`] blocked writers; returns their connections (held until the test ends)
+/// with the bytes each wrote.
+fn collect_blocked(
+    blocked: &mpsc::Receiver<io::Result<(TcpStream, u64)>>,
+    who: &str,
+) -> Vec<(TcpStream, u64)> {
+    (0..STALLED)
+        .map(|i| match blocked.recv_timeout(GUARD) {
+            Ok(Ok(writer)) => writer,
+            Ok(Err(e)) => panic!("{who} writer {i} failed before blocking: {e}"),
+            Err(_) => panic!("only {i} of {STALLED} {who} writers blocked"),
+        })
+        .collect()
+}
+
+/// Writes to `conn` until a write has moved nothing for [`STALL`]; returns the connection and the
+/// bytes written.
+///
+/// # Errors
+/// Any other error: the connection broke instead of filling up.
+fn push_until_blocked(mut conn: TcpStream) -> io::Result<(TcpStream, u64)> {
+    conn.set_write_timeout(Some(STALL))?;
+    let chunk = pattern(5, 64 * 1024);
+    let mut written = 0;
+    loop {
+        match conn.write(&chunk) {
+            Ok(n) => written += n as u64,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Ok((conn, written));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The service behind the `-d` end in the memory tests: it never reads. Once armed, for
+/// [`Stops::Client`], it writes to each connection until blocked; before, it hangs up at once
+/// (the warm-up connections).
+struct StallServer {
+    /// Its port on loopback.
+    port: u16,
+    /// Set once the warm-up is over.
+    armed: Arc<AtomicBool>,
+    /// Its blocked writers' connections, for [`Stops::Client`].
+    blocked: mpsc::Receiver<io::Result<(TcpStream, u64)>>,
+}
+
+impl StallServer {
+    fn start(stops: Stops) -> StallServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let (blocked_tx, blocked) = mpsc::channel();
+        let is_armed = armed.clone();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                match (is_armed.load(Ordering::Relaxed), stops) {
+                    (false, _) => drop(conn),
+                    (true, Stops::Server) => held.push(conn),
+                    (true, Stops::Client) => {
+                        let blocked_tx = blocked_tx.clone();
+                        thread::spawn(move || blocked_tx.send(push_until_blocked(conn)));
+                    }
+                }
+            }
+        });
+        StallServer { port, armed, blocked }
+    }
+}
+
+/// A process's resident memory, from `/proc/PID/status`.
+fn vm_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
 }
