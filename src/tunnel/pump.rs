@@ -16,12 +16,12 @@ const BODY_OFFSET: usize = crate::proto::RECORD_HEADER_LEN + 1;
 
 /// The first read of a burst asks for this much: a small write costs a small buffer.
 const FIRST_READ: usize = 4 * 1024;
-/// The most memory one direction of a connection holds for data in flight, whatever its peers do: a
-/// reader that stops reading pins at most this much on each end (docs/performance.md has the figure).
-/// Four 64 KiB records per syscall run as fast as eight did.
-pub const MAX_BUFFER: usize = 256 * 1024;
+/// The most memory one direction of a connection holds for data in flight, whatever its peers do: with
+/// the connection's other state, a reader that stops reading pins less than 256 KiB on each end
+/// (docs/performance.md has the figures). Three 64 KiB records per syscall run as fast as eight did.
+pub const MAX_BUFFER: usize = 192 * 1024;
 /// Most records sealed from one read, and sent with one write, while reads keep coming back full.
-const MAX_BATCH: usize = 4;
+const MAX_BATCH: usize = 3;
 /// The largest record body the sealing side makes: [`MAX_BATCH`] whole frames fit in [`MAX_BUFFER`]
 /// (a byte short of the wire's largest, [`MAX_RECORD_DATA`]).
 const MAX_BODY: usize = MAX_BUFFER / MAX_BATCH - RECORD_OVERHEAD;
