@@ -70,6 +70,40 @@ fn bad_peers_never_reach_the_target_and_the_daemon_keeps_serving() {
     assert_eq!(redis_cli(&["-p", &port, "ping"]).trim(), "PONG");
 }
 
+/// A peer without the key can fail thousands of handshakes a second: the log keeps the first ten in
+/// full and sums up the rest, with their reasons and how many addresses they came from.
+#[test]
+fn failed_handshakes_are_logged_ten_in_full_then_summarized() {
+    let dir = scratch("log-summary");
+    let key = key_file(&dir, "k");
+    let source = format!("[127.0.0.1]:{}", free_port());
+    let mut d = SpipedCmd::new(&dir, "d")
+        .args([
+            "-d",
+            "-s",
+            &source,
+            "-t",
+            &format!("[127.0.0.1]:{}", echo_server()),
+            "-k",
+            key.to_str().unwrap(),
+        ])
+        .start();
+    for seed in 0..30 {
+        let mut conn = TcpStream::connect(plain_addr(&source)).unwrap();
+        conn.write_all(&pattern(seed, 64)).unwrap();
+        assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "garbage: closed");
+    }
+    d.wait_notified("STATUS=0 live connections, 30 since start, 30 failed");
+    d.signal(Signal::SIGTERM);
+    assert!(d.wait_exit(Duration::from_secs(20)).success());
+    let log = d.log_text();
+    let in_full = log.lines().filter(|l| l.contains("handshake failed")).count();
+    assert_eq!(in_full, 10, "ten failures in full:\n{log}");
+    let summary = "20 more failed handshakes since the last summary, not logged one by one \
+                   (20 refused (wrong key, garbage or a replay)), from 1 distinct addresses";
+    assert!(log.contains(summary), "the rest summed up at the latest at exit:\n{log}");
+}
+
 #[test]
 fn target_down_then_up() {
     let dir = scratch("target-down");

@@ -62,7 +62,8 @@ impl FailureLog {
         false
     }
 
-    /// Ends the period: the summary of what was counted but not logged, if anything was.
+    /// Ends the period (every [`PERIOD`], and at shutdown): the summary of what was counted but not
+    /// logged, if anything was.
     pub fn end_period(&self) -> Option<String> {
         let period = std::mem::take(&mut *self.lock());
         let total: u64 = period.counted.values().sum();
@@ -73,9 +74,8 @@ impl FailureLog {
         let peers = period.peers.len();
         let at_least = if period.peers_overflowed { "at least " } else { "" };
         Some(format!(
-            "{total} more failed handshakes in the last {} s, not logged one by one ({}), from {at_least}{peers} \
-             distinct addresses",
-            PERIOD.as_secs(),
+            "{total} more failed handshakes since the last summary, not logged one by one ({}), from \
+             {at_least}{peers} distinct addresses",
             reasons.join(", ")
         ))
     }
@@ -116,7 +116,7 @@ mod tests {
         assert!(!log.note(ip(2), "wrong key or garbage"));
         assert!(!log.note(None, "wrong key or garbage"));
         let summary = log.end_period().expect("two were only counted");
-        assert!(summary.starts_with("3 more failed handshakes"), "{summary}");
+        assert!(summary.starts_with("3 more failed handshakes since the last summary"), "{summary}");
         assert!(summary.contains("1 timed out, 2 wrong key or garbage"), "{summary}");
         assert!(summary.ends_with("from 2 distinct addresses"), "{summary}");
         assert!(log.note(ip(1), "timed out"), "a new period logs in full again");
