@@ -52,7 +52,8 @@ pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// Tells systemd the daemon is draining. Sent from the runtime's blocking pool (see [`off_runtime`]).
+/// Tells systemd the daemon is draining. Sent from the runtime's blocking pool, like every notification
+/// after start-up: sd-notify blocks on a full notify socket.
 pub fn stopping(live: u64) {
     let status = format!("draining: {live} live connections");
     drop(off_runtime(move || notify(&[NotifyState::Stopping, NotifyState::Status(&status)])));

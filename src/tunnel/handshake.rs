@@ -61,7 +61,7 @@ pub async fn initiate(
 /// `-d`: reads the hello, sends message 2, and reads the initiator's first record, which proves it holds
 /// the key and took part in this handshake.
 ///
-/// An unproven peer costs little memory: the first read asks for [`CONFIRMATION_READ`] bytes, and the
+/// An unproven peer costs little memory: the first read asks for 256 bytes (`CONFIRMATION_READ`), and the
 /// buffer grows, never past the first record's length, only as fast as bytes arrive.
 ///
 /// # Errors
