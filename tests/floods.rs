@@ -4,6 +4,8 @@
 //! connection must succeed (the `-e` end's own `-o` turns a lockout into a failure; nothing here
 //! asserts how long anything takes), and Redis behind the `-d` end must see no flood peer at all.
 //!
+//! A storm of legitimate connections larger than the cap on unproven ones all gets through.
+//!
 //! And the memory a stalled reader can pin: connections whose far end has stopped reading, in each
 //! direction, may cost each end of the pipe at most 256 KiB apiece.
 
@@ -277,6 +279,54 @@ fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit up to the hard limit");
+}
+
+/// Legitimate connections opened at once in the reconnect storm.
+const STORM: usize = 3_000;
+
+/// The cap on unproven connections must not turn on legitimate ones: a storm of clients reconnecting
+/// at once through an `-e` end, more than the cap, keeps the `-d` end busy with handshakes whose
+/// hellos are all in, and every one of them must reach the service. (It once evicted hundreds.)
+#[test]
+fn a_storm_of_legitimate_connections_larger_than_the_cap_all_get_through() {
+    let _turn = turn();
+    raise_fd_limit();
+    let dir = scratch("storm");
+    let key = key_file(&dir, "k");
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("[127.0.0.1]:{}", sink.local_addr().unwrap().port());
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let held = thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in sink.incoming().take(STORM) {
+            held.push(conn.expect("accepted"));
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        held
+    });
+    let pipe = Pipe::start(&dir, &key, &target, &["-n", "0"], &["-n", "0"]);
+    let clients: Vec<TcpStream> = (0..STORM)
+        .map(|_| {
+            let mut conn = TcpStream::connect(pipe.e_addr()).expect("the -e end accepts");
+            conn.write_all(b"x").expect("a first byte");
+            conn
+        })
+        .collect();
+    eventually("every connection of the storm reaches the service", GUARD, || {
+        match reached.load(Ordering::Relaxed) {
+            n if n == STORM => Ok(()),
+            n => Err(format!("{n} of {STORM}; the -d end's log:\n{}", tail(&pipe.d.log_text()))),
+        }
+    });
+    drop(clients);
+    drop(held.join().expect("the sink thread"));
+}
+
+/// The last lines of a log, for a failure message.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Connections stalled at once in the memory tests.

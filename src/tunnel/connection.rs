@@ -4,12 +4,13 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Tunnel;
 use super::addr::Addr;
@@ -121,7 +122,8 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
             }
         }
     };
-    let (established, er, ew) = match unless_stopped(&mut abort, setup).await {
+    let set_up = unless_stopped(&mut abort, pin!(setup)).await;
+    let (established, er, ew) = match set_up {
         Ok(done) => done,
         Err(e) => {
             plain.abort();
@@ -141,17 +143,19 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
 async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
     let Admission { unproven, limit, mut abort } = admission;
     let (mut er, mut ew) = encrypted.into_split();
+    let deadline = Instant::now() + tunnel.unproven_timeout;
     let proof = async {
-        let handshake = within(tunnel.unproven_timeout, handshake::respond(&mut er, &mut ew, &tunnel.psk));
-        match unproven {
-            Some(mut ticket) => tokio::select! {
-                done = handshake => done,
-                () = ticket.evicted() => Err(ConnError::Evicted),
-            },
-            None => handshake.await,
+        let mut ticket = unproven;
+        let hello = handshake::answer_hello(&mut er, &mut ew, &tunnel.psk);
+        let unconfirmed = before(deadline, &mut ticket, hello).await?;
+        if let Some(ticket) = &mut ticket {
+            ticket.hello_verified();
         }
+        before(deadline, &mut ticket, handshake::read_confirmation(&mut er, unconfirmed)).await
+        // The ticket drops here: the peer is proven and leaves the unproven connections.
     };
-    let established = match unless_stopped(&mut abort, proof).await {
+    let proven = unless_stopped(&mut abort, pin!(proof)).await;
+    let established = match proven {
         Ok(done) => done,
         Err(e) => {
             ew.abort();
@@ -159,11 +163,12 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
         }
     };
     // The peer is authenticated: only now does it count against -n, and does the service see it.
-    let target = unless_stopped(&mut abort, async {
+    let target = async {
         let permit = take_slot(limit).await;
         Ok((permit, connect_target(tunnel).await?))
-    });
-    let (_permit, target) = match target.await {
+    };
+    let connected = unless_stopped(&mut abort, pin!(target)).await;
+    let (_permit, target) = match connected {
         Ok(done) => done,
         Err(e) => {
             ew.abort();
@@ -199,10 +204,32 @@ async fn within(
     timeout(limit, handshake).await.map_err(|_| ConnError::HandshakeTimeout)?.map_err(ConnError::from)
 }
 
-/// Runs `work` unless the forced stop comes first.
+/// Runs one step of an unproven connection's handshake until `deadline`, unless the connection is
+/// evicted first. The step is polled first, so a connection chosen for eviction whose bytes are
+/// already in the socket still takes its step.
+async fn before<T>(
+    deadline: Instant,
+    ticket: &mut Option<Ticket>,
+    step: impl Future<Output = Result<T, HandshakeError>>,
+) -> Result<T, ConnError> {
+    let evicted = async {
+        match ticket {
+            Some(ticket) => ticket.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        done = timeout_at(deadline, step) => done.map_err(|_| ConnError::HandshakeTimeout)?.map_err(ConnError::from),
+        () = evicted => Err(ConnError::Evicted),
+    }
+}
+
+/// Runs `work` unless the forced stop comes first. `work` is pinned by the caller, so that it is
+/// stored once, in the caller's state: a future passed by value is stored twice in the task.
 async fn unless_stopped<T>(
     abort: &mut Abort,
-    work: impl Future<Output = Result<T, ConnError>>,
+    work: Pin<&mut impl Future<Output = Result<T, ConnError>>>,
 ) -> Result<T, ConnError> {
     tokio::select! {
         done = work => done,
@@ -248,14 +275,18 @@ async fn pump(
     (mut er, mut ew): (ReadHalf, WriteHalf),
     mut abort: Abort,
 ) -> Result<Summary, ConnError> {
-    let both = async {
-        tokio::try_join!(
-            seal_stream(sealing.state, sealing.bytes, &mut pr, &mut ew),
-            open_stream(opening.state, opening.bytes, &mut er, &mut pw)
-        )
-        .map_err(ConnError::from)
+    // The directions are polled in place, not handed to `unless_stopped`: a future passed by value
+    // into another is stored twice in the task, and this one is the state of every idle connection.
+    let both = tokio::select! {
+        both = async {
+            tokio::try_join!(
+                seal_stream(sealing.state, sealing.bytes, &mut pr, &mut ew),
+                open_stream(opening.state, opening.bytes, &mut er, &mut pw)
+            )
+        } => both.map_err(ConnError::from),
+        () = abort.requested() => Err(ConnError::Stopped),
     };
-    match unless_stopped(&mut abort, both).await {
+    match both {
         Ok((sealed, opened)) => Ok(Summary { sealed, opened }),
         Err(e) => {
             pw.abort();

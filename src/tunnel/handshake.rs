@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::stream::{ReadHalf, WriteHalf};
 use crate::proto::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE_LEN, Preamble, ProtoError, Psk,
-    Responder, Transport, frame_len,
+    Responder, Transport, Unconfirmed, frame_len,
 };
 
 /// Why a handshake failed.
@@ -58,22 +58,35 @@ pub async fn initiate(
     Ok(Established { transport, first: confirmation, pending: Vec::new() })
 }
 
-/// `-d`: reads the hello, sends message 2, and reads the initiator's first record, which proves it holds
-/// the key and took part in this handshake.
-///
-/// An unproven peer costs little memory: the first read asks for 256 bytes (`CONFIRMATION_READ`), and the
-/// buffer grows, never past the first record's length, only as fast as bytes arrive.
+/// `-d`, first half: reads the hello and, if it was made with the key, sends message 2. The
+/// initiator is not authenticated yet: a captured hello can be replayed. [`read_confirmation`] is the
+/// second half.
 ///
 /// # Errors
-/// [`HandshakeError`]; [`ProtoError::Truncated`] when the peer ends the stream before confirming.
-pub async fn respond(
+/// [`HandshakeError`].
+pub async fn answer_hello(
     er: &mut ReadHalf,
     ew: &mut WriteHalf,
     psk: &Psk,
-) -> Result<Established, HandshakeError> {
+) -> Result<Unconfirmed, HandshakeError> {
     let hello = read_hello(er).await?;
-    let (mut unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rand::rng()))?;
+    let (unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rand::rng()))?;
     ew.write_all(&msg2).await?;
+    Ok(unconfirmed)
+}
+
+/// `-d`, second half: reads the initiator's first record, which proves it holds the key and took
+/// part in this handshake.
+///
+/// An unproven peer costs little memory: the first read asks for 256 bytes (`CONFIRMATION_READ`), and
+/// the buffer grows, never past the first record's length, only as fast as bytes arrive.
+///
+/// # Errors
+/// [`HandshakeError`]; [`ProtoError::Truncated`] when the peer ends the stream before confirming.
+pub async fn read_confirmation(
+    er: &mut ReadHalf,
+    mut unconfirmed: Unconfirmed,
+) -> Result<Established, HandshakeError> {
     let mut buf = Vec::with_capacity(CONFIRMATION_READ);
     loop {
         if er.read_buf(&mut buf).await? == 0 {

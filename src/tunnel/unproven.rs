@@ -2,32 +2,40 @@
 //!
 //! Anyone who can reach a `-d` end can open connections and say nothing. If those held `-n` slots, or
 //! stopped the accept loop, a burst of silent connections would lock every legitimate client out for
-//! the length of the handshake timeout. Instead, unproven connections have a cap of their own; when it
-//! is full, the oldest one is closed to make room for the newest. A legitimate initiator sends its hello
-//! as soon as it connects and proves the key one round trip later, so it is the newest for the short
-//! time it needs; an attacker's silent connections are the oldest and go first.
+//! the length of the handshake timeout. Instead, unproven connections have room of their own, in two
+//! tiers, each with the same cap:
+//! - **waiting for a hello**: when full, the oldest is closed to make room for the newest. A legitimate
+//!   initiator sends its hello as soon as it connects, so it leaves this tier at its first read; an
+//!   attacker's silent connections are the oldest and go first. A connection chosen for closing whose
+//!   hello has arrived meanwhile is still read and moves up (the caller polls the handshake first).
+//! - **hello verified, waiting for the key confirmation**: getting here takes a hello made with the
+//!   key, so only a peer that replays one it captured can crowd it; it is full only then, or under a
+//!   burst of legitimate connections larger than the cap, and again the oldest goes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-/// The set of unproven connections, oldest first.
+/// The unproven connections, oldest first in each tier.
 #[derive(Debug)]
 pub struct Unproven {
-    /// Most connections in the set; admitting one more evicts the oldest.
+    /// Most connections in each tier; one more evicts that tier's oldest.
     cap: usize,
     /// The members, under one lock.
     inner: Mutex<Members>,
 }
 
-/// The members of [`Unproven`].
+/// The members of [`Unproven`]: admission number -> the sender whose drop tells that connection it
+/// was evicted.
 #[derive(Debug, Default)]
 struct Members {
     /// The admission number of the last connection: increasing, so the first key is the oldest.
     last: u64,
-    /// Admission number -> the sender whose drop tells that connection it was evicted.
-    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Connections that have not yet sent a valid hello.
+    silent: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Connections whose hello was made with the key, waiting for the key confirmation.
+    hello: BTreeMap<u64, oneshot::Sender<()>>,
 }
 
 /// One connection's place in [`Unproven`]; it leaves the set when this is dropped.
@@ -37,32 +45,32 @@ pub struct Ticket {
     id: u64,
     /// Completes (with an error) when the entry is evicted.
     evicted: oneshot::Receiver<()>,
-    /// The set, to leave it on drop.
+    /// The set, to move up and to leave it.
     set: Arc<Unproven>,
 }
 
 impl Unproven {
-    /// A set that holds at most `cap` connections (at least one).
+    /// A set that holds at most `cap` connections (at least one) in each tier.
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(Unproven { cap: cap.max(1), inner: Mutex::default() })
     }
 
-    /// Admits a new connection, evicting the oldest if the set is full. Returns its ticket and whether
-    /// another connection was evicted for it.
+    /// Admits a new connection to the first tier, evicting that tier's oldest if it is full. Returns
+    /// its ticket and whether another connection was evicted for it.
     pub fn admit(self: &Arc<Self>) -> (Ticket, bool) {
         let (tx, evicted) = oneshot::channel();
         let mut members = self.lock();
-        // Dropping the oldest sender wakes its connection, which closes itself.
-        let made_room = members.waiting.len() >= self.cap && members.waiting.pop_first().is_some();
         members.last += 1;
         let id = members.last;
-        members.waiting.insert(id, tx);
+        let made_room = make_room(&mut members.silent, self.cap);
+        members.silent.insert(id, tx);
         (Ticket { id, evicted, set: self.clone() }, made_room)
     }
 
-    /// Connections in the set now.
+    /// Connections in both tiers now.
     pub fn len(&self) -> usize {
-        self.lock().waiting.len()
+        let members = self.lock();
+        members.silent.len() + members.hello.len()
     }
 
     /// Whether the set is empty.
@@ -70,7 +78,7 @@ impl Unproven {
         self.len() == 0
     }
 
-    /// The most connections the set holds.
+    /// The most connections each tier holds.
     pub fn cap(&self) -> usize {
         self.cap
     }
@@ -82,17 +90,36 @@ impl Unproven {
     }
 }
 
+/// Evicts the oldest of `tier` if it holds `cap`: dropping its sender wakes that connection, which
+/// closes itself.
+fn make_room(tier: &mut BTreeMap<u64, oneshot::Sender<()>>, cap: usize) -> bool {
+    tier.len() >= cap && tier.pop_first().is_some()
+}
+
 impl Ticket {
     /// Completes when this connection has been evicted to make room for a newer one.
     pub async fn evicted(&mut self) {
         // The sender is only ever dropped, never used: an error is the eviction.
         let _ = (&mut self.evicted).await;
     }
+
+    /// Moves the connection to the second tier once its hello has been verified, keeping its age; it
+    /// may have been evicted from the first meanwhile. Evicts the second tier's oldest if it is full.
+    pub fn hello_verified(&mut self) {
+        let (tx, evicted) = oneshot::channel();
+        self.evicted = evicted;
+        let mut members = self.set.lock();
+        members.silent.remove(&self.id);
+        make_room(&mut members.hello, self.set.cap);
+        members.hello.insert(self.id, tx);
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.set.lock().waiting.remove(&self.id);
+        let mut members = self.set.lock();
+        members.silent.remove(&self.id);
+        members.hello.remove(&self.id);
     }
 }
 
@@ -129,6 +156,32 @@ mod tests {
         assert!(!is_evicted(&mut second));
         drop(second);
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn silent_connections_never_evict_one_whose_hello_was_verified() {
+        let set = Unproven::new(2);
+        let (mut legitimate, _) = set.admit();
+        legitimate.hello_verified();
+        let silent: Vec<_> = (0..10).map(|_| set.admit().0).collect();
+        assert!(!is_evicted(&mut legitimate), "a flood of silent connections only evicts its own kind");
+        assert_eq!(set.len(), 3, "two silent and one verified hello");
+        drop(silent);
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn a_connection_evicted_before_its_hello_was_read_moves_up_when_the_hello_is_good() {
+        let set = Unproven::new(1);
+        let (mut slow, _) = set.admit();
+        let (_newer, made_room) = set.admit();
+        assert!(made_room && is_evicted(&mut slow), "chosen for closing");
+        slow.hello_verified(); // its hello was in the socket after all
+        assert!(!is_evicted(&mut slow), "a fresh place in the second tier");
+        assert_eq!(set.len(), 2);
+        let (mut other, _) = set.admit();
+        other.hello_verified();
+        assert!(is_evicted(&mut slow), "the second tier is full too: its oldest goes");
     }
 
     #[tokio::test]
