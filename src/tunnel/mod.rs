@@ -41,7 +41,7 @@ pub struct Tunnel {
     pub unproven_timeout: Duration,
     /// Most simultaneous authenticated connections (-n); 0 for no limit.
     pub max_connections: usize,
-    /// Most `-d` connections whose peer has not yet proved the key; the oldest is closed for a new one.
+    /// Most `-d` connections whose peer has not yet proved the key, in each tier of [`unproven`].
     pub max_unproven: usize,
     /// TCP socket options for the connections this end makes (accepted ones get theirs from the
     /// listener; see [`AcceptedOptions`]).
@@ -66,7 +66,7 @@ pub struct Stats {
 /// slow link and a lost segment or two, and no more.
 pub const UNPROVEN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The most unproven connections a `-d` end holds, whatever the file limit allows.
+/// The most unproven connections a `-d` end holds in each tier, whatever the file limit allows.
 pub const MAX_UNPROVEN: usize = 1024;
 
 /// Raises the soft limit on open files to the hard limit, as far as the system allows, and returns the
@@ -80,9 +80,9 @@ pub fn raise_file_limit() -> u64 {
     soft
 }
 
-/// How many unproven connections a `-d` end may hold with `file_limit` descriptors: a quarter of them,
-/// so that they can never starve authenticated connections of descriptors, and at most
-/// [`MAX_UNPROVEN`].
+/// How many unproven connections a `-d` end may hold in each of its two tiers (see [`unproven`]) with
+/// `file_limit` descriptors: a quarter of them, so that the two together can never take more than half
+/// and starve authenticated connections, and at most [`MAX_UNPROVEN`].
 pub fn unproven_cap(file_limit: u64) -> usize {
     usize::try_from(file_limit / 4).unwrap_or(usize::MAX).clamp(16, MAX_UNPROVEN)
 }
