@@ -80,9 +80,10 @@ pub fn raise_file_limit() -> u64 {
     soft
 }
 
-/// How many unproven connections a `-d` end may hold in each of its two tiers (see [`unproven`]) with
-/// `file_limit` descriptors: a quarter of them, so that the two together can never take more than half
-/// and starve authenticated connections, and at most [`MAX_UNPROVEN`].
+/// The cap on each of a `-d` end's two tiers of unproven connections (see [`unproven`]) with
+/// `file_limit` descriptors: an eighth of them, and at most [`MAX_UNPROVEN`]. A tier holds up to twice
+/// its cap while its oldest are within their grace, so the two together never take more than half
+/// the descriptors, and authenticated connections are never starved of them.
 pub fn unproven_cap(file_limit: u64) -> usize {
-    usize::try_from(file_limit / 4).unwrap_or(usize::MAX).clamp(16, MAX_UNPROVEN)
+    usize::try_from(file_limit / 8).unwrap_or(usize::MAX).clamp(16, MAX_UNPROVEN)
 }
