@@ -25,8 +25,24 @@ pub struct Bulk {
     pub machine_cpu_per_gib: f64,
 }
 
-/// Runs iperf3 for `seconds` through `pair`, client to server, or server to client if `reverse`.
+/// Runs iperf3 for `seconds` through `pair`, client to server, or server to client if `reverse`. A run
+/// that iperf3 itself reports as failed (its server now and then resets a new control connection
+/// while it tidies up after the last test) is tried once more after a pause.
 pub fn bulk(pair: &Pair, seconds: u64, reverse: bool) -> Result<Bulk> {
+    match bulk_once(pair, seconds, reverse) {
+        Err(e) if e.to_string().starts_with(NO_TRANSFER) => {
+            eprintln!("bulk: {e}; trying once more");
+            std::thread::sleep(Duration::from_secs(1));
+            bulk_once(pair, seconds, reverse)
+        }
+        done => done,
+    }
+}
+
+/// How [`bulk_once`] says iperf3 reported a failure.
+const NO_TRANSFER: &str = "iperf3 reported no transfer";
+
+fn bulk_once(pair: &Pair, seconds: u64, reverse: bool) -> Result<Bulk> {
     let ends_cpu = || pair.pids().into_iter().map(cpu_seconds).sum::<Result<f64>>();
     let (ends0, machine0) = (ends_cpu()?, machine_busy_seconds()?);
     let mut iperf = Command::new("iperf3");
@@ -39,7 +55,7 @@ pub fn bulk(pair: &Pair, seconds: u64, reverse: bool) -> Result<Bulk> {
     let report: serde_json::Value = serde_json::from_str(&out).context("iperf3's JSON")?;
     let received = &report["end"]["sum_received"];
     let (Some(bytes), Some(bps)) = (received["bytes"].as_f64(), received["bits_per_second"].as_f64()) else {
-        bail!("iperf3 reported no transfer: {}", report["error"]);
+        bail!("{NO_TRANSFER}: {}", report["error"]);
     };
     let gib = bytes / GIB;
     Ok(Bulk {
