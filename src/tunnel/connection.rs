@@ -6,7 +6,6 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -114,7 +113,8 @@ pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> 
 async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result<Summary, ConnError> {
     let setup = async {
         let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
-        match within(tunnel.timeout, handshake::initiate(&mut er, &mut ew, &tunnel.psk)).await {
+        let hello = handshake::initiate(&mut er, &mut ew, &tunnel.psk);
+        match before(Instant::now() + tunnel.timeout, &mut None, hello).await {
             Ok(established) => Ok((established, er, ew)),
             Err(e) => {
                 ew.abort();
@@ -196,17 +196,9 @@ async fn take_slot(limit: Option<Arc<Semaphore>>) -> Option<OwnedSemaphorePermit
     }
 }
 
-/// Runs a handshake within `limit`.
-async fn within(
-    limit: Duration,
-    handshake: impl Future<Output = Result<Established, HandshakeError>>,
-) -> Result<Established, ConnError> {
-    timeout(limit, handshake).await.map_err(|_| ConnError::HandshakeTimeout)?.map_err(ConnError::from)
-}
-
-/// Runs one step of an unproven connection's handshake until `deadline`, unless the connection is
-/// evicted first. The step is polled first, so a connection chosen for eviction whose bytes are
-/// already in the socket still takes its step.
+/// Runs one step of a handshake until `deadline`, unless the connection (an unproven one, with a
+/// ticket) is evicted first. The step is polled first, so a connection chosen for eviction whose bytes
+/// are already in the socket still takes its step.
 async fn before<T>(
     deadline: Instant,
     ticket: &mut Option<Ticket>,
