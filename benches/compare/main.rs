@@ -51,6 +51,9 @@ struct Options {
     measures: Measures,
     /// How long each flood condition lasts on each path.
     flood_seconds: u64,
+    /// `--smoke`: a pass that shows every measure runs; a failure on another program's path (a peer
+    /// such as spiped 1.6 missing a connection) is reported but does not fail the run.
+    smoke: bool,
 }
 
 /// The measures a run takes (`--measures bulk,redis,idle,flood`; all by default).
@@ -107,6 +110,7 @@ impl Options {
             requests: [4000, 50_000, 10_000],
             measures: Measures::ALL,
             flood_seconds: 20,
+            smoke: false,
         };
         let mut args = args.iter().filter(|a| *a != "--bench");
         while let Some(arg) = args.next() {
@@ -115,6 +119,7 @@ impl Options {
                 "--smoke" => {
                     (o.rounds, o.seconds, o.idle, o.requests) = (1, 1, vec![100], [300, 3000, 1000]);
                     o.flood_seconds = 2;
+                    o.smoke = true;
                 }
                 "--rounds" => o.rounds = value()?.parse()?,
                 "--seconds" => o.seconds = value()?.parse()?,
@@ -291,6 +296,14 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     }
     fs::write(&file, serde_json::to_string_pretty(&results.json(about))?)?;
     println!("JSON: {}", file.display());
+    if options.smoke {
+        let ours = format!("{} ", Kind::Ours.name());
+        let (fatal, peers): (Vec<_>, Vec<_>) = failed.into_iter().partition(|f| f.starts_with(&ours));
+        for failure in &peers {
+            println!("smoke: a peer's measure failed (not fatal in a smoke run): {failure}");
+        }
+        failed = fatal;
+    }
     if !failed.is_empty() {
         bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), failed.join("\n  "));
     }
