@@ -43,6 +43,7 @@ mod aead;
 mod cipher;
 mod dh;
 mod error;
+pub mod framing;
 mod handshake;
 mod psk;
 mod record;
