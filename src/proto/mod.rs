@@ -73,6 +73,15 @@ pub fn init_backends() -> Result<(), BackendUnavailable> {
     aead::init()
 }
 
+/// The wire protocols this build speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// spiped-rs's own: Noise NNpsk0 and ChaCha20-Poly1305 records (docs/PROTOCOL.md).
+    Native,
+    /// Classic spiped 1.x's: finite-field Diffie-Hellman, AES-256-CTR and HMAC-SHA256 packets.
+    Classic,
+}
+
 /// Length of a Poly1305 authentication tag, appended to every encrypted message.
 pub const TAG_LEN: usize = 16;
 
