@@ -19,7 +19,7 @@
 //!   second `StdRng` with the same seed, so it generates the same key and the peer's precomputed
 //!   message verifies. Every routine unwraps its results, so a replay that went wrong would panic
 //!   rather than time a failure path.
-//! - `seal/<size>`: `Sealer::seal_data_frame`, the zero-copy path, sealing a `<size>`-byte body in place
+//! - `seal/<size>`: `Seal::seal_frame`, the zero-copy path, sealing a `<size>`-byte body in place
 //!   in one reused frame (no allocation, no copy of the data in).
 //! - `open/<size>`: `Opener::open` of records sealed beforehand, opened in order from the front of a
 //!   buffer exactly as the daemon does. Sealing happens outside the timed region, a chunk of about
@@ -36,16 +36,16 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use spiped::proto::{
-    Confirm, EphemeralKey, Initiator, Opener, Psk, RECORD_HEADER_LEN, RECORD_MAX_BODY, RECORD_OVERHEAD,
-    Record, Responder, Sealer, TAG_LEN,
+use spiped::proto::native::{
+    Confirm, EphemeralKey, Initiator, Opener, RECORD_MAX_BODY, RECORD_OVERHEAD, Responder, Sealer, TAG_LEN,
 };
+use spiped::proto::{Open, Psk, Record, Seal};
 
 /// Record data sizes for `seal/<size>` and `open/<size>`.
 const SIZES: [usize; 4] = [64, 1024, 16 * 1024, RECORD_MAX_BODY];
 
-/// Where a frame's body starts: after the length header and the type byte.
-const BODY_OFFSET: usize = RECORD_HEADER_LEN + 1;
+/// Where a frame's body starts, as the record format defines it.
+const BODY_OFFSET: usize = <Sealer as Seal>::BODY_OFFSET;
 
 /// Roughly how many bytes of records `open/<size>` seals before timing their opening.
 const OPEN_CHUNK_BYTES: usize = 1 << 20;
@@ -171,18 +171,18 @@ fn seal(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(size), |b| {
             let (mut sealer, mut opener) = connected_pair(&psk);
             let data = pattern(size);
-            let mut frame = vec![0; RECORD_OVERHEAD + size];
+            let mut frame = vec![0; Sealer::frame_len(size)];
 
             // Once, untimed: this sealer's frames open to the data that went in.
             frame[BODY_OFFSET..BODY_OFFSET + size].copy_from_slice(&data);
-            sealer.seal_data_frame(&mut frame).expect("sealing succeeds");
+            sealer.seal_frame(&mut frame, size).expect("sealing succeeds");
             let opened = opener.open(&mut frame).expect("the record opens").expect("a whole record");
             assert_eq!(opened.consumed, RECORD_OVERHEAD + size);
             assert_eq!(opened.record, Record::Data(&data));
 
             // The frame's body is re-encrypted in place each time; ChaCha20-Poly1305 takes the same
             // time whatever the bytes are.
-            b.iter(|| sealer.seal_data_frame(black_box(&mut frame)).expect("sealing succeeds"));
+            b.iter(|| sealer.seal_frame(black_box(&mut frame), size).expect("sealing succeeds"));
         });
     }
 
@@ -201,7 +201,7 @@ fn open(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(size), |b| {
             let (mut sealer, mut opener) = connected_pair(&psk);
             let data = pattern(size);
-            let frame_len = RECORD_OVERHEAD + size;
+            let frame_len = Sealer::frame_len(size);
             let per_chunk = (OPEN_CHUNK_BYTES / frame_len).max(1);
             let mut wire = Vec::with_capacity(per_chunk * frame_len);
 
@@ -215,7 +215,7 @@ fn open(c: &mut Criterion) {
                     wire.resize(n * frame_len, 0);
                     for frame in wire.chunks_exact_mut(frame_len) {
                         frame[BODY_OFFSET..BODY_OFFSET + size].copy_from_slice(&data);
-                        sealer.seal_data_frame(frame).expect("sealing succeeds");
+                        sealer.seal_frame(frame, size).expect("sealing succeeds");
                     }
 
                     let start = Instant::now();

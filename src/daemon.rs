@@ -70,15 +70,17 @@ impl Daemon {
     /// printed but log lines, so standard error becomes /dev/null unless they go there. The pid file
     /// stays until the returned value is dropped.
     pub fn ready(self) -> PidFile {
-        let mut pipe = File::from(self.ready);
-        // If the parent is gone there is nobody to tell.
-        let _ = pipe.write_all(b"R");
+        // Standard error is settled before the parent hears of it, so that whoever started us finds the
+        // daemon as it will stay.
         if !self.keep_stderr {
             // Without /dev/null (a broken system) standard error stays; log lines do not go there.
             if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2_stderr(&null);
             }
         }
+        let mut pipe = File::from(self.ready);
+        // If the parent is gone there is nobody to tell.
+        let _ = pipe.write_all(b"R");
         self.pid_file
     }
 }

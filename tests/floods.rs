@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spiped::proto::PREAMBLE;
+use spiped::proto::native::PREAMBLE;
 use support::*;
 
 /// Legitimate connections made, one after another, during each flood.

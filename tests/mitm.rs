@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spiped::proto::{HELLO_LEN, MSG2_LEN, PREAMBLE_LEN, RECORD_OVERHEAD};
+use spiped::proto::native::{HELLO_LEN, MSG2_LEN, PREAMBLE_LEN, RECORD_OVERHEAD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;

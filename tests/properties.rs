@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use spiped::proto::{EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Psk, Responder};
+use spiped::proto::native::{EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Responder};
+use spiped::proto::{Psk, Seal};
 
 fn psk() -> Psk {
     Psk::from_key_file(b"property test key file, 32 bytes or more")
@@ -47,7 +48,7 @@ proptest! {
         let wire = seal(&mut pair, &writes, end);
         let got = receive(&mut pair.server_rx, &wire, &pieces);
         prop_assert_eq!(got.data, writes.concat());
-        prop_assert_eq!(got.error, if end { None } else { Some(spiped::proto::ProtoError::Truncated) });
+        prop_assert_eq!(got.error, if end { None } else { Some(spiped::proto::RecordError::Truncated) });
     }
 
     #[test]

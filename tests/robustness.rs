@@ -9,7 +9,8 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use spiped::proto::{EphemeralKey, Initiator, MSG2_LEN, PREAMBLE, Psk};
+use spiped::proto::Psk;
+use spiped::proto::native::{EphemeralKey, Initiator, MSG2_LEN, PREAMBLE};
 use support::*;
 
 fn redis_target(redis: &Redis) -> String {

@@ -3,10 +3,11 @@
 mod common;
 
 use common::*;
-use spiped::proto::{
-    Confirm, EphemeralKey, Initiator, MAX_RECORD_DATA, ProtoError, Psk, RECORD_OVERHEAD, Record, Responder,
-    TYPE_DATA, TYPE_END,
+use spiped::proto::native::{
+    Confirm, EphemeralKey, Initiator, MAX_RECORD_DATA, ProtoError, RECORD_OVERHEAD, Responder, TYPE_DATA,
+    TYPE_END,
 };
+use spiped::proto::{Open, Psk, Record, RecordError, Seal};
 
 const KEY_FILE: &[u8] = b"round trip test key file, 32 bytes or more";
 
@@ -46,7 +47,7 @@ fn stream_without_end_is_truncated_but_delivers_what_was_authenticated() {
     let mut wire = Vec::new();
     p.server_tx.seal_data(b"authenticated part", &mut wire).unwrap();
     let got = receive(&mut p.client_rx, &wire, &[3]);
-    assert_eq!(got, Received { data: b"authenticated part".to_vec(), error: Some(ProtoError::Truncated) });
+    assert_eq!(got, Received { data: b"authenticated part".to_vec(), error: Some(RecordError::Truncated) });
 }
 
 #[test]
@@ -55,7 +56,7 @@ fn records_of_the_other_direction_are_refused() {
     let mut wire = Vec::new();
     p.client_tx.seal_data(b"to the server", &mut wire).unwrap();
     // Reflected back to the client, which holds the other direction's key.
-    assert_eq!(p.client_rx.open(&mut wire.clone()), Err(ProtoError::RecordAuth));
+    assert_eq!(p.client_rx.open(&mut wire.clone()), Err(RecordError::Auth));
 }
 
 #[test]
@@ -79,7 +80,7 @@ fn replayed_hello_cannot_be_confirmed() {
     // An eavesdropper replays the hello and the confirmation record to a new responder. Message 1 is
     // accepted (it cannot be told from a fresh one), but the new ephemeral makes the record useless.
     let (replayed, _) = Responder::accept(&psk(), &hello, EphemeralKey::generate(&mut rng)).unwrap();
-    assert_eq!(replayed.confirm(&mut confirmation).unwrap_err(), ProtoError::RecordAuth);
+    assert_eq!(replayed.confirm(&mut confirmation).unwrap_err(), ProtoError::Record(RecordError::Auth));
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use spiped::proto::{EphemeralKey, Initiator, MSG2_LEN, Psk};
+use spiped::proto::Psk;
+use spiped::proto::native::{EphemeralKey, Initiator, MSG2_LEN};
 use support::*;
 
 #[test]

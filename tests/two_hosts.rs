@@ -156,7 +156,7 @@ fn a_capture_between_two_hosts_holds_no_plaintext() {
     capture.stop();
 
     let captured = std::fs::read(&pcap).unwrap();
-    assert!(contains(&captured, &spiped::proto::PREAMBLE), "the capture saw the tunnel's traffic");
+    assert!(contains(&captured, &spiped::proto::native::PREAMBLE), "the capture saw the tunnel's traffic");
     assert!(!contains(&captured, secret_key.as_bytes()), "the key crossed the wire in clear");
     assert!(!contains(&captured, secret_value.as_bytes()), "the value crossed the wire in clear");
     assert!(!contains(&captured, b"PING") && !contains(&captured, b"PONG"), "commands crossed in clear");

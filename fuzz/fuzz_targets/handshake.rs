@@ -19,10 +19,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spiped::proto::{
+use spiped::proto::native::{
     Confirm, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE, PREAMBLE_LEN, Preamble, ProtoError, RECORD_OVERHEAD,
     Responder, Transport, Unconfirmed,
 };
+use spiped::proto::{RecordError, Seal};
 use spiped_rs_fuzz::{Input, Reader, Sealed, initiator_key, psk, responder_key};
 
 fuzz_target!(|data: &[u8]| {
@@ -208,11 +209,12 @@ fn confirmed(
             assert!(
                 matches!(
                     e,
-                    ProtoError::RecordTooShort(_)
-                        | ProtoError::RecordAuth
-                        | ProtoError::UnknownRecordType(_)
-                        | ProtoError::EndWithBody
-                        | ProtoError::ConfirmationNotData
+                    ProtoError::Record(
+                        RecordError::TooShort(_)
+                            | RecordError::Auth
+                            | RecordError::UnknownType(_)
+                            | RecordError::EndWithBody
+                    ) | ProtoError::ConfirmationNotData
                 ),
                 "confirm: {e:?}"
             );

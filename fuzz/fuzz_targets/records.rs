@@ -14,9 +14,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spiped::proto::{
-    MAX_RECORD_DATA, ProtoError, RECORD_HEADER_LEN, RECORD_MAX_BODY, RECORD_OVERHEAD, Sealer,
-};
+use spiped::proto::native::{MAX_RECORD_DATA, RECORD_MAX_BODY, RECORD_OVERHEAD, Sealer};
+use spiped::proto::{RecordError, Seal};
 use spiped_rs_fuzz::{Input, Reader, Sealed, establish};
 
 /// Most plaintext one run seals, to keep runs fast.
@@ -98,8 +97,8 @@ fn seal(mut sealer: Sealer, input: &mut Input<'_>) -> (Vec<u8>, Vec<Sealed>) {
                 budget -= len;
                 // [header | type | body | tag]: the sealer fills in all but the body.
                 let mut frame = vec![0; RECORD_OVERHEAD + len];
-                frame[RECORD_HEADER_LEN + 1..][..len].copy_from_slice(&body);
-                let result = sealer.seal_data_frame(&mut frame);
+                frame[<Sealer as Seal>::BODY_OFFSET..][..len].copy_from_slice(&body);
+                let result = sealer.seal_frame(&mut frame, len);
                 if result.is_ok() {
                     wire.extend_from_slice(&frame);
                     sealed.push(Sealed::Data(body));
@@ -117,7 +116,7 @@ fn seal(mut sealer: Sealer, input: &mut Input<'_>) -> (Vec<u8>, Vec<Sealed>) {
         match result {
             Ok(()) => assert!(!ended, "sealed after end-of-stream"),
             Err(e) => {
-                assert_eq!(e, ProtoError::SealAfterEnd);
+                assert_eq!(e, RecordError::SealAfterEnd);
                 assert!(ended, "{e:?} before end-of-stream");
                 assert_eq!(wire.len(), before, "a refused seal left bytes behind");
             }

@@ -1,10 +1,11 @@
 //! Helpers shared by the fuzz targets: fixed keys, an in-memory handshake, a cursor over the fuzzer's
 //! bytes, and a record reader that checks every opened record against what was sealed.
 
-use spiped::proto::{
-    Confirm, EphemeralKey, Initiator, Opened, Opener, ProtoError, Psk, RECORD_HEADER_LEN,
-    RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Record, Responder, Transport,
+use spiped::proto::native::{
+    Confirm, EphemeralKey, Initiator, Opener, RECORD_HEADER_LEN, RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD,
+    Responder, Transport,
 };
+use spiped::proto::{Open, Opened, Psk, Record, RecordError};
 
 /// The key file both ends hold. Fixed, so every run is deterministic and crashes reproduce.
 pub const KEY_FILE: &[u8] = b"spiped-rs fuzzing key file: fixed, public, at least 32 bytes";
@@ -129,7 +130,7 @@ pub struct Reader<'s> {
     expected: Option<&'s [Sealed]>,
     opened: usize,
     /// The first error, after which the direction is dead.
-    error: Option<ProtoError>,
+    error: Option<RecordError>,
 }
 
 impl<'s> Reader<'s> {
@@ -150,7 +151,7 @@ impl<'s> Reader<'s> {
     }
 
     /// The error that killed the direction, if one did.
-    pub fn error(&self) -> Option<ProtoError> {
+    pub fn error(&self) -> Option<RecordError> {
         self.error
     }
 
@@ -159,7 +160,7 @@ impl<'s> Reader<'s> {
             // A dead direction stays dead, whatever arrives, and opens nothing more.
             assert_eq!(
                 self.opener.open(&mut self.buf[self.at..]),
-                Err(ProtoError::Failed),
+                Err(RecordError::Failed),
                 "after {first:?}"
             );
             return;
@@ -218,16 +219,19 @@ impl<'s> Reader<'s> {
                 }
                 Err(e) => {
                     assert!(
-                        !matches!(e, ProtoError::Failed | ProtoError::Truncated | ProtoError::SealAfterEnd),
+                        !matches!(
+                            e,
+                            RecordError::Failed | RecordError::Truncated | RecordError::SealAfterEnd
+                        ),
                         "open reported {e:?} on a live direction"
                     );
-                    assert_eq!(e == ProtoError::RecordAfterEnd, ended, "{e:?} with ended = {ended}");
-                    if let ProtoError::RecordTooShort(len) = e {
+                    assert_eq!(e == RecordError::AfterEnd, ended, "{e:?} with ended = {ended}");
+                    if let RecordError::TooShort(len) = e {
                         assert_eq!(Some(len), header);
                         assert!(usize::from(len) < RECORD_MIN_CIPHERTEXT);
                     }
                     self.error = Some(e);
-                    assert_eq!(self.opener.open(&mut self.buf[self.at..]), Err(ProtoError::Failed));
+                    assert_eq!(self.opener.open(&mut self.buf[self.at..]), Err(RecordError::Failed));
                     return;
                 }
             }
@@ -243,9 +247,9 @@ impl<'s> Reader<'s> {
         let leftover = &self.buf[self.at..];
         let result = self.opener.finish(leftover);
         match (self.error, self.opener.is_ended()) {
-            (Some(_), _) => assert_eq!(result, Err(ProtoError::Failed)),
+            (Some(_), _) => assert_eq!(result, Err(RecordError::Failed)),
             (None, true) => assert_eq!(result.is_ok(), leftover.is_empty(), "{result:?}"),
-            (None, false) => assert_eq!(result, Err(ProtoError::Truncated)),
+            (None, false) => assert_eq!(result, Err(RecordError::Truncated)),
         }
         let clean = result.is_ok();
         if clean && let Some(expected) = self.expected {

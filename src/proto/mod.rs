@@ -1,4 +1,10 @@
-//! The native wire protocol, with no I/O: `docs/PROTOCOL.md` is its specification.
+//! The wire protocols, with no I/O: `docs/PROTOCOL.md` is their specification.
+//!
+//! - [`native`]: spiped-rs's own protocol, Noise NNpsk0 and ChaCha20-Poly1305 records.
+//! - [`framing`]: what both protocols' established connections share: the [`Seal`] and [`Open`] traits
+//!   the I/O shell's pump is generic over, with each protocol's frame geometry.
+//! - `crypto`: the primitives behind seams, one backend per cargo feature.
+//! - [`Psk`]: K, the key file's hash, which both protocols start from.
 //!
 //! Nothing in this module touches a socket, a file or a clock (but for [`init_backends`], which the
 //! daemon calls once at start-up so that OpenSSL reads its configuration then). Randomness arrives as
@@ -6,7 +12,7 @@
 //! appended to caller-owned vectors. Both ends can therefore be driven in memory, deterministically, by tests,
 //! benchmarks and fuzzers, and the daemon's I/O shell only moves bytes.
 //!
-//! Each phase of a connection is a type, consumed into the next:
+//! Each phase of a native connection is a type, consumed into the next:
 //!
 //! ```text
 //! initiator (-e):  Initiator::start ──hello──▶ Initiator::read_response ──▶ Transport (+ first record)
@@ -15,10 +21,11 @@
 //!
 //! A [`Transport`] splits into a [`Sealer`] for the sending direction and an [`Opener`] for the
 //! receiving one, so that each direction can be pumped by its own task. Nothing here panics on bytes
-//! from a peer: every malformed input is a [`ProtoError`].
+//! from a peer: every malformed input is a [`native::ProtoError`] or a [`RecordError`].
 //!
 //! ```
-//! use spiped::proto::{Confirm, EphemeralKey, Initiator, Psk, Record, Responder};
+//! use spiped::proto::native::{Confirm, EphemeralKey, Initiator, ProtoError, Responder};
+//! use spiped::proto::{Open, Psk, Record, Seal};
 //!
 //! let psk = Psk::from_key_file(b"an example key file, 32 bytes or more");
 //! let mut rng = rand::rng();
@@ -36,31 +43,17 @@
 //! let (_server_tx, mut server_rx) = transport.split();
 //! let opened = server_rx.open(&mut to_responder[consumed..])?.expect("a whole record follows");
 //! assert_eq!(opened.record, Record::Data(b"PING\r\n"));
-//! # Ok::<(), spiped::proto::ProtoError>(())
+//! # Ok::<(), ProtoError>(())
 //! ```
 
-mod aead;
-mod cipher;
-mod dh;
-mod error;
+mod crypto;
 pub mod framing;
-mod handshake;
+pub mod native;
 mod psk;
-mod record;
-mod symmetric;
 
-pub use aead::BackendUnavailable;
-pub use error::ProtoError;
-pub use handshake::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MAGIC, MSG1_LEN, MSG2_LEN, PREAMBLE, PREAMBLE_LEN, PROLOGUE,
-    PROTOCOL_NAME, Preamble, Responder, Unconfirmed, VERSION,
-};
+pub use crypto::aead::BackendUnavailable;
+pub use framing::{Open, Opened, Record, RecordError, Seal};
 pub use psk::{PSK_LEN, Psk};
-pub use record::{
-    MAX_RECORD_DATA, Opened, Opener, RECORD_HEADER_LEN, RECORD_MAX_BODY, RECORD_MAX_CIPHERTEXT,
-    RECORD_MAX_LEN, RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Record, Sealer, TYPE_DATA, TYPE_END, Transport,
-    frame_len,
-};
 
 /// Readies the crypto backends before connections arrive: OpenSSL reads its configuration file and
 /// looks up ChaCha20-Poly1305 here, once, so that no connection waits on it, nothing is read after
@@ -70,7 +63,7 @@ pub use record::{
 /// # Errors
 /// [`BackendUnavailable`] when the backend cannot work on this system.
 pub fn init_backends() -> Result<(), BackendUnavailable> {
-    aead::init()
+    crypto::aead::init()
 }
 
 /// The wire protocols this build speaks.
@@ -81,12 +74,3 @@ pub enum Protocol {
     /// Classic spiped 1.x's: finite-field Diffie-Hellman, AES-256-CTR and HMAC-SHA256 packets.
     Classic,
 }
-
-/// Length of a Poly1305 authentication tag, appended to every encrypted message.
-pub const TAG_LEN: usize = 16;
-
-/// Length of an X25519 public key on the wire.
-pub const DH_LEN: usize = 32;
-
-#[cfg(test)]
-mod vectors;

@@ -13,12 +13,12 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Tunnel;
 use super::addr::Addr;
-use super::handshake::{self, Established, HandshakeError};
+use super::handshake::{Established, HandshakeError, native};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
 use super::unproven::Ticket;
-use crate::proto::{Opener, Sealer};
+use crate::proto::{Open, Seal};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl ConnError {
     /// which are logged one by one.
     pub fn handshake_reason(&self) -> Option<&'static str> {
         match self {
-            ConnError::Handshake(HandshakeError::Proto(_)) => {
+            ConnError::Handshake(HandshakeError::Native(_)) => {
                 Some("refused (wrong key, garbage or a replay)")
             }
             ConnError::Handshake(HandshakeError::Io(_)) => Some("closed by the peer"),
@@ -113,7 +113,7 @@ pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> 
 async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result<Summary, ConnError> {
     let setup = async {
         let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
-        let hello = handshake::initiate(&mut er, &mut ew, &tunnel.psk);
+        let hello = native::initiate(&mut er, &mut ew, &tunnel.psk);
         match before(Instant::now() + tunnel.timeout, &mut None, hello).await {
             Ok(established) => Ok((established, er, ew)),
             Err(e) => {
@@ -130,11 +130,10 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
             return Err(e);
         }
     };
-    let Established { transport, first: confirmation, .. } = established;
-    let (tx, rx) = transport.split();
+    let Established { sealer, opener, first: confirmation, .. } = established;
     // The key confirmation leaves with the client's first bytes when they are already here.
-    let sealing = Direction { state: tx, bytes: confirmation };
-    let opening = Direction { state: rx, bytes: Vec::new() };
+    let sealing = Direction { state: sealer, bytes: confirmation };
+    let opening = Direction { state: opener, bytes: Vec::new() };
     pump(sealing, opening, plain.into_split(), (er, ew), abort).await
 }
 
@@ -146,12 +145,12 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
     let deadline = Instant::now() + tunnel.unproven_timeout;
     let proof = async {
         let mut ticket = unproven;
-        let hello = handshake::answer_hello(&mut er, &mut ew, &tunnel.psk);
+        let hello = native::answer_hello(&mut er, &mut ew, &tunnel.psk);
         let unconfirmed = before(deadline, &mut ticket, hello).await?;
         if let Some(ticket) = &mut ticket {
             ticket.hello_verified();
         }
-        before(deadline, &mut ticket, handshake::read_confirmation(&mut er, unconfirmed)).await
+        before(deadline, &mut ticket, native::read_confirmation(&mut er, unconfirmed)).await
         // The ticket drops here: the peer is proven and leaves the unproven connections.
     };
     let proven = unless_stopped(&mut abort, pin!(proof)).await;
@@ -176,15 +175,14 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
         }
     };
     let (pr, mut pw) = target.into_split();
-    let Established { transport, first, pending } = established;
+    let Established { sealer, opener, first, pending } = established;
     if let Err(e) = pw.write_all(&first).await {
         pw.abort();
         ew.abort();
         return Err(PumpError::Io(e).into());
     }
-    let (tx, rx) = transport.split();
-    let sealing = Direction { state: tx, bytes: Vec::new() };
-    let opening = Direction { state: rx, bytes: pending };
+    let sealing = Direction { state: sealer, bytes: Vec::new() };
+    let opening = Direction { state: opener, bytes: pending };
     pump(sealing, opening, (pr, pw), (er, ew), abort).await
 }
 
@@ -260,9 +258,9 @@ struct Direction<S> {
 
 /// Runs both directions until both are done; on any failure, or the forced stop, resets both sockets,
 /// so a truncated or tampered stream never reaches either side as a clean end.
-async fn pump(
-    sealing: Direction<Sealer>,
-    opening: Direction<Opener>,
+async fn pump<S: Seal, O: Open>(
+    sealing: Direction<S>,
+    opening: Direction<O>,
     (mut pr, mut pw): (ReadHalf, WriteHalf),
     (mut er, mut ew): (ReadHalf, WriteHalf),
     mut abort: Abort,

@@ -9,10 +9,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::stream::ReadHalf;
 
-use crate::proto::{MAX_RECORD_DATA, Opener, ProtoError, RECORD_MAX_LEN, RECORD_OVERHEAD, Record, Sealer};
-
-/// Where the body of a record starts within its frame: after the length and the type byte.
-const BODY_OFFSET: usize = crate::proto::RECORD_HEADER_LEN + 1;
+use crate::proto::{Open, Record, RecordError, Seal};
 
 /// The first read of a burst asks for this much: a small write costs a small buffer.
 const FIRST_READ: usize = 4 * 1024;
@@ -20,18 +17,15 @@ const FIRST_READ: usize = 4 * 1024;
 /// the connection's other state, a reader that stops reading pins less than 256 KiB on each end
 /// (docs/performance.md has the figures). Three 64 KiB records per syscall run as fast as eight did.
 pub const MAX_BUFFER: usize = 192 * 1024;
-/// Most records sealed from one read, and sent with one write, while reads keep coming back full.
-const MAX_BATCH: usize = 3;
-/// The largest record body the sealing side makes: [`MAX_BATCH`] whole frames fit in [`MAX_BUFFER`]
-/// (a byte short of the wire's largest, [`MAX_RECORD_DATA`]).
-const MAX_BODY: usize = MAX_BUFFER / MAX_BATCH - RECORD_OVERHEAD;
+/// Fewest frames the sealing side fills from one read once reads come back full: large frames (native
+/// records) stop growing at a third of [`MAX_BUFFER`]; three 64 KiB records per syscall run as fast as
+/// eight did.
+const MIN_BATCH: usize = 3;
+/// Most frames filled from one read and sent with one write: enough for small fixed-size frames
+/// (classic spiped's 1 KiB packets) to fill [`MAX_BUFFER`].
+const MAX_BATCH: usize = 192;
 /// Most bytes asked of the socket at once on the encrypted side.
 const MAX_READ: usize = MAX_BUFFER;
-
-// The frames are records the wire can carry, within a few bytes of the largest; and the opening side,
-// which holds at most part of one record between reads, always has room to read the rest of it.
-const _: () = assert!(MAX_BODY <= MAX_RECORD_DATA && MAX_RECORD_DATA - MAX_BODY < 16);
-const _: () = assert!(RECORD_MAX_LEN < MAX_BUFFER);
 
 /// Why a direction stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +35,13 @@ pub enum PumpError {
     Io(#[from] io::Error),
     /// The peer's records were not acceptable: tampering, truncation or a protocol error.
     #[error("{0}")]
-    Proto(#[from] ProtoError),
+    Record(#[from] RecordError),
 }
 
 /// Bytes a direction carried, for the log.
 pub type Carried = u64;
 
-/// Reads plaintext from `from` and writes it to `to` as records, then the authenticated end of stream
+/// Reads plaintext from `from` and writes it to `to` as frames, then the protocol's end of stream
 /// and a FIN when `from` ends. Whatever one read returns is sealed and sent at once. Returns the
 /// plaintext bytes carried. The buffer exists only while data moves: it is released whenever `from`
 /// has nothing more to give, and starts small again for the next burst.
@@ -58,26 +52,27 @@ pub type Carried = u64;
 ///
 /// # Errors
 /// A socket error, or a sealing error (counter exhaustion).
-pub async fn seal_stream<W>(
-    mut tx: Sealer,
+pub async fn seal_stream<S, W>(
+    mut tx: S,
     mut prefix: Vec<u8>,
     from: &mut ReadHalf,
     to: &mut W,
 ) -> Result<Carried, PumpError>
 where
+    S: Seal,
     W: AsyncWrite + Unpin,
 {
     // Frames side by side, `[header | type | body | tag]`: one read scatters into the bodies, each is
     // sealed in place, and the records, contiguous up to the last, leave in one write.
     let mut frames: Vec<u8> = Vec::new();
-    let mut layout = Layout::FIRST;
+    let mut layout = Layout::first::<S>();
     let mut carried = 0;
     loop {
         if frames.is_empty() && prefix.is_empty() {
             from.readable().await?;
         }
         frames.resize(layout.len(), 0);
-        let read = from.try_read_vectored(&mut layout.bodies(&mut frames)[..layout.count]);
+        let read = from.try_read_vectored(&mut layout.bodies::<S>(&mut frames)[..layout.count]);
         let n = match read {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -86,7 +81,7 @@ where
                     prefix = Vec::new();
                 }
                 frames = Vec::new(); // idle: give the buffer back until data comes
-                layout = Layout::FIRST;
+                layout = Layout::first::<S>();
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -99,8 +94,8 @@ where
         }
         let mut sent = 0;
         for body in layout.split(n) {
-            let frame = &mut frames[sent..sent + RECORD_OVERHEAD + body];
-            tx.seal_data_frame(frame)?;
+            let frame = &mut frames[sent..sent + S::frame_len(body)];
+            tx.seal_frame(frame, body)?;
             sent += frame.len();
         }
         if prefix.is_empty() {
@@ -112,27 +107,36 @@ where
             prefix = Vec::new();
         }
         carried += n as u64;
-        layout = layout.after(n);
+        layout = layout.after::<S>(n);
     }
 }
 
 /// How the sealing side's buffer is cut into frames: `count` frames with room for `body` bytes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Layout {
+    /// Bytes of data each frame has room for.
     body: usize,
+    /// Frames filled by one read.
     count: usize,
+    /// Bytes of each frame on the wire.
+    frame: usize,
 }
 
 impl Layout {
-    /// A burst starts with one small frame.
-    const FIRST: Layout = Layout { body: FIRST_READ, count: 1 };
+    /// A burst starts with [`FIRST_READ`] bytes of room: one frame, or as many small ones as that takes.
+    fn first<S: Seal>() -> Layout {
+        let body = FIRST_READ.min(S::MAX_BODY);
+        Layout { body, count: FIRST_READ.div_ceil(body), frame: S::frame_len(body) }
+    }
 
-    fn frame(self) -> usize {
-        RECORD_OVERHEAD + self.body
+    /// The largest body the sealing side makes: [`MIN_BATCH`] whole frames fit in [`MAX_BUFFER`] (for
+    /// native records, a byte short of the wire's largest).
+    fn max_body<S: Seal>() -> usize {
+        S::MAX_BODY.min(MAX_BUFFER / MIN_BATCH - S::frame_len(0))
     }
 
     fn len(self) -> usize {
-        self.count * self.frame()
+        self.count * self.frame
     }
 
     /// The most one read can bring: every body full.
@@ -142,10 +146,10 @@ impl Layout {
 
     /// The body of each frame, for one scattering read, in a fixed array so that a read allocates
     /// nothing: the first `count` are the bodies, the rest empty.
-    fn bodies(self, frames: &mut [u8]) -> [IoSliceMut<'_>; MAX_BATCH] {
-        let mut frames = frames.chunks_exact_mut(self.frame());
+    fn bodies<S: Seal>(self, frames: &mut [u8]) -> [IoSliceMut<'_>; MAX_BATCH] {
+        let mut frames = frames.chunks_exact_mut(self.frame);
         core::array::from_fn(|_| match frames.next() {
-            Some(frame) => IoSliceMut::new(&mut frame[BODY_OFFSET..BODY_OFFSET + self.body]),
+            Some(frame) => IoSliceMut::new(&mut frame[S::BODY_OFFSET..S::BODY_OFFSET + self.body]),
             None => IoSliceMut::new(&mut []),
         })
     }
@@ -157,56 +161,69 @@ impl Layout {
         core::iter::repeat_n(self.body, whole).chain((rest > 0).then_some(rest))
     }
 
-    /// The layout for the next read: larger frames, then more of them, while reads fill the buffer.
-    fn after(self, n: usize) -> Layout {
-        match self {
-            _ if n < self.room() => self,
-            Layout { body, count } if body < MAX_BODY => Layout { body: (body * 4).min(MAX_BODY), count },
-            Layout { body, count } => Layout { body, count: (count * 2).min(MAX_BATCH) },
+    /// The layout for the next read: larger frames, then more of them, while reads fill the buffer;
+    /// never more than [`MAX_BUFFER`] in all.
+    fn after<S: Seal>(self, n: usize) -> Layout {
+        if n < self.room() {
+            return self;
         }
+        let max_body = Self::max_body::<S>();
+        if self.body < max_body {
+            let body = (self.body * 4).min(max_body);
+            let frame = S::frame_len(body);
+            return Layout { body, count: self.count.min(MAX_BUFFER / frame), frame };
+        }
+        let most = (MAX_BUFFER / self.frame).min(MAX_BATCH);
+        Layout { count: (self.count * 2).min(most), ..self }
     }
 }
 
-/// Reads records from `from` (after the `pending` bytes already read) and writes their plaintext to
-/// `to`; the peer's end of stream becomes a FIN on `to`. Returns the plaintext bytes carried. The read
+/// Reads frames from `from` (after the `pending` bytes already read) and writes their plaintext to
+/// `to`; the peer's end of stream (the native end record, or a clean close where the protocol allows
+/// one) becomes a FIN on `to`. Returns the plaintext bytes carried. The read
 /// buffer holds memory only while a record is incomplete or data is arriving; it starts small and
 /// grows while reads come back full.
 ///
 /// # Errors
-/// A socket error, or a record error, including [`ProtoError::Truncated`] when `from` closes without
-/// an authenticated end of stream. The caller then aborts `to` rather than closing it cleanly.
-pub async fn open_stream<W>(
-    mut rx: Opener,
+/// A socket error, or a record error, including [`RecordError::Truncated`] when `from` closes where the
+/// protocol allows no clean end. The caller then aborts `to` rather than closing it cleanly.
+pub async fn open_stream<O, W>(
+    mut rx: O,
     pending: Vec<u8>,
     from: &mut ReadHalf,
     to: &mut W,
 ) -> Result<Carried, PumpError>
 where
+    O: Open,
     W: AsyncWrite + Unpin,
 {
+    const { assert!(O::MAX_FRAME < MAX_BUFFER, "a partly read frame always has room for the rest") };
     let mut buf = pending;
     let mut want = FIRST_READ;
     let mut carried = 0;
     // Where the opened records' data lies in `buf`: written together, in one syscall when possible.
     let mut ranges: Vec<Range<usize>> = Vec::new();
+    // Set once the peer's end of stream has been passed on as a FIN.
+    let mut ended = false;
     loop {
         let mut at = 0;
-        let mut ended = false;
+        let mut ending = false;
         while let Some(opened) = rx.open(&mut buf[at..])? {
             match opened.record {
                 Record::Data(data) if !data.is_empty() => {
-                    let start = at + BODY_OFFSET;
+                    let start = at + O::BODY_OFFSET;
                     ranges.push(start..start + data.len());
                     carried += data.len() as u64;
                 }
                 Record::Data(_) => {}
-                Record::End => ended = true,
+                Record::End => ending = true,
             }
             at += opened.consumed;
         }
         write_ranges(to, &buf, &mut ranges).await?;
-        if ended {
+        if ending {
             to.shutdown().await?;
+            ended = true;
         }
         buf.drain(..at);
         if buf.is_empty() {
@@ -214,7 +231,8 @@ where
             want = FIRST_READ;
         }
         from.readable().await?;
-        // What is left is less than one record, so there is always room for the rest of it.
+        // What is left is less than one frame, and a frame is at most `O::MAX_FRAME`, which is less
+        // than MAX_BUFFER: there is always room for the rest of it.
         let room = want.min(MAX_BUFFER - buf.len());
         if buf.capacity() - buf.len() < room {
             buf.reserve_exact(room);
@@ -223,6 +241,9 @@ where
         match from.try_read_buf(&mut buf) {
             Ok(0) => {
                 rx.finish(&buf)?;
+                if !ended {
+                    to.shutdown().await?;
+                }
                 return Ok(carried);
             }
             Ok(n) if n == room => want = (want * 2).min(MAX_READ), // more is waiting: ask for more
@@ -274,10 +295,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::native;
+
+    /// Native records' geometry.
+    type Native = native::Sealer;
 
     #[test]
     fn a_read_fills_whole_frames_then_at_most_one_partial_one() {
-        let layout = Layout { body: 100, count: 3 };
+        let layout = Layout { body: 100, count: 3, frame: 119 };
         assert_eq!(layout.split(250).collect::<Vec<_>>(), [100, 100, 50]);
         assert_eq!(layout.split(300).collect::<Vec<_>>(), [100, 100, 100]);
         assert_eq!(layout.split(7).collect::<Vec<_>>(), [7]);
@@ -285,28 +310,34 @@ mod tests {
 
     #[test]
     fn bodies_sit_between_each_frames_header_and_tag() {
-        let layout = Layout { body: 10, count: 2 };
+        let layout = Layout { body: 10, count: 2, frame: Native::frame_len(10) };
         let mut frames = vec![0u8; layout.len()];
-        let mut bodies = layout.bodies(&mut frames);
+        let mut bodies = layout.bodies::<Native>(&mut frames);
         assert!(bodies[layout.count..].iter().all(|b| b.is_empty()), "only `count` bodies are used");
         for slice in &mut bodies[..layout.count] {
             slice.fill(1);
         }
-        let frame = [vec![0; BODY_OFFSET], vec![1; 10], vec![0; RECORD_OVERHEAD - BODY_OFFSET]].concat();
+        let head = Native::BODY_OFFSET;
+        let frame = [vec![0; head], vec![1; 10], vec![0; Native::frame_len(10) - head - 10]].concat();
         assert_eq!(frames, [frame.clone(), frame].concat());
     }
 
     #[test]
-    fn frames_grow_while_reads_come_back_full_and_stay_when_they_do_not() {
-        let mut layout = Layout::FIRST;
-        assert_eq!(layout.after(FIRST_READ - 1), layout, "a short read keeps the layout");
+    fn native_frames_grow_to_three_of_the_largest_records_and_stay_when_reads_are_short() {
+        let mut layout = Layout::first::<Native>();
+        assert_eq!(
+            layout,
+            Layout { body: FIRST_READ, count: 1, frame: FIRST_READ + native::RECORD_OVERHEAD }
+        );
+        assert_eq!(layout.after::<Native>(FIRST_READ - 1), layout, "a short read keeps the layout");
         let mut seen = vec![layout];
-        while layout != layout.after(layout.room()) {
-            layout = layout.after(layout.room());
+        while layout != layout.after::<Native>(layout.room()) {
+            layout = layout.after::<Native>(layout.room());
             seen.push(layout);
         }
-        assert_eq!(layout, Layout { body: MAX_BODY, count: MAX_BATCH });
+        assert_eq!(layout.count, MIN_BATCH);
+        assert_eq!(layout.len(), MAX_BUFFER, "three records of {} bytes", layout.frame);
+        assert!(native::MAX_RECORD_DATA - layout.body < 16, "within a few bytes of the largest record");
         assert!(seen.windows(2).all(|w| w[1].len() > w[0].len()), "each step asks for more: {seen:?}");
-        assert!(layout.len() <= MAX_BUFFER, "a stalled reader pins at most MAX_BUFFER");
     }
 }

@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
-use spiped::proto::{
+use spiped::proto::native::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE, PROLOGUE, PROTOCOL_NAME,
-    ProtoError, Psk, Record, Responder, Sealer,
+    Responder, Sealer,
 };
+use spiped::proto::{Open, Psk, Record, RecordError};
 
 /// Both ends of one connection: the initiator's and the responder's directions.
 pub struct Pair {
@@ -27,7 +28,7 @@ pub fn establish(psk: &Psk) -> Pair {
         panic!("the confirmation record is whole");
     };
     assert!(data.is_empty(), "the confirmation record is empty");
-    assert_eq!(consumed, spiped::proto::RECORD_OVERHEAD);
+    assert_eq!(consumed, spiped::proto::native::RECORD_OVERHEAD);
     let (server_tx, server_rx) = transport.split();
     Pair { client_tx, client_rx, server_tx, server_rx }
 }
@@ -37,7 +38,7 @@ pub fn establish(psk: &Psk) -> Pair {
 pub struct Received {
     pub data: Vec<u8>,
     /// The first error, if any: the data before it was delivered, nothing after.
-    pub error: Option<ProtoError>,
+    pub error: Option<RecordError>,
 }
 
 /// Feeds `stream` to `rx` in pieces of the given sizes (cycled), as a socket might deliver it, then

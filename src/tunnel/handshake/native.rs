@@ -1,39 +1,19 @@
-//! The native handshake over a socket, one driver per role, each returning the established transport.
-//! Errors stay typed from the protocol to the log. Deadlines, eviction and the forced stop are the
-//! caller's: these only move the handshake's bytes.
+//! The native handshake over a socket, one driver per role, each returning the established pair.
 
 use std::io;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::stream::{ReadHalf, WriteHalf};
-use crate::proto::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE_LEN, Preamble, ProtoError, Psk,
-    Responder, Transport, Unconfirmed, frame_len,
+use super::{Established, HandshakeError};
+use crate::proto::native::{
+    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, Preamble, Responder, Sealer,
+    Unconfirmed, frame_len,
 };
+use crate::proto::{Psk, RecordError};
+use crate::tunnel::stream::{ReadHalf, WriteHalf};
 
-/// Why a handshake failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HandshakeError {
-    /// The peer's bytes were refused: a wrong key, garbage, a replay, another protocol.
-    #[error("{0}")]
-    Proto(#[from] ProtoError),
-    /// The socket failed or the peer closed it before the handshake was over.
-    #[error("peer closed the connection early ({0})")]
-    Io(#[from] io::Error),
-}
-
-/// A handshake that succeeded.
-#[derive(Debug)]
-pub struct Established {
-    /// Both directions' record states.
-    pub transport: Transport,
-    /// `-e`: the key confirmation record, to send before (or with) the first data. `-d`: the plaintext
-    /// the initiator put in its key confirmation (empty from spiped-rs).
-    pub first: Vec<u8>,
-    /// Bytes read from the peer past the handshake, to open before reading more.
-    pub pending: Vec<u8>,
-}
+/// A native connection, established.
+pub type Native = Established<Sealer, Opener>;
 
 /// Bytes the `-d` end reads at once while waiting for the key confirmation: the confirmation from a
 /// spiped-rs initiator fits, so an unproven peer costs this much and no more until it sends a record
@@ -44,18 +24,14 @@ const CONFIRMATION_READ: usize = 256;
 ///
 /// # Errors
 /// [`HandshakeError`].
-pub async fn initiate(
-    er: &mut ReadHalf,
-    ew: &mut WriteHalf,
-    psk: &Psk,
-) -> Result<Established, HandshakeError> {
+pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Result<Native, HandshakeError> {
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rand::rng()));
     ew.write_all(&hello).await?;
     let mut msg2 = [0u8; MSG2_LEN];
     er.read_exact(&mut msg2).await?;
     let mut confirmation = Vec::new();
-    let transport = initiator.read_response(&msg2, &mut confirmation)?;
-    Ok(Established { transport, first: confirmation, pending: Vec::new() })
+    let (sealer, opener) = initiator.read_response(&msg2, &mut confirmation)?.split();
+    Ok(Established { sealer, opener, first: confirmation, pending: Vec::new() })
 }
 
 /// `-d`, first half: reads the hello and, if it was made with the key, sends message 2. The
@@ -82,22 +58,23 @@ pub async fn answer_hello(
 /// the buffer grows, never past the first record's length, only as fast as bytes arrive.
 ///
 /// # Errors
-/// [`HandshakeError`]; [`ProtoError::Truncated`] when the peer ends the stream before confirming.
+/// [`HandshakeError`]; [`RecordError::Truncated`] when the peer ends the stream before confirming.
 pub async fn read_confirmation(
     er: &mut ReadHalf,
     mut unconfirmed: Unconfirmed,
-) -> Result<Established, HandshakeError> {
+) -> Result<Native, HandshakeError> {
     let mut buf = Vec::with_capacity(CONFIRMATION_READ);
     loop {
         if er.read_buf(&mut buf).await? == 0 {
-            return Err(ProtoError::Truncated.into());
+            return Err(RecordError::Truncated.into());
         }
         match unconfirmed.confirm(&mut buf)? {
             Confirm::NeedMore(u) => unconfirmed = u,
             Confirm::Confirmed { transport, data, consumed } => {
                 let first = data.to_vec();
                 buf.drain(..consumed);
-                return Ok(Established { transport, first, pending: buf });
+                let (sealer, opener) = transport.split();
+                return Ok(Established { sealer, opener, first, pending: buf });
             }
         }
         // Room for more, at most doubling what has arrived and never past the record's end.

@@ -1,7 +1,7 @@
 //! Noise's CipherState: one key and the counter that numbers the messages sealed or opened with it.
 
-use super::aead::{Aead, Backend, KEY_LEN};
-use super::{ProtoError, TAG_LEN};
+use crate::proto::RecordError;
+use crate::proto::crypto::aead::{Aead, Backend, KEY_LEN, TAG_LEN};
 
 /// Noise message counter. Starts at 0; `u64::MAX` is reserved by Noise, so the counter refuses to
 /// hand it out and can never wrap.
@@ -12,11 +12,11 @@ impl Counter {
     /// Returns the next counter value and advances past it.
     ///
     /// # Errors
-    /// [`ProtoError::NonceExhausted`] once 2^64 - 1 values have been used.
-    pub(crate) fn next(&mut self) -> Result<u64, ProtoError> {
+    /// [`RecordError::CounterExhausted`] once 2^64 - 1 values have been used.
+    pub(crate) fn next(&mut self) -> Result<u64, RecordError> {
         let n = self.0;
         if n == u64::MAX {
-            return Err(ProtoError::NonceExhausted);
+            return Err(RecordError::CounterExhausted);
         }
         self.0 = n + 1;
         Ok(n)
@@ -41,16 +41,16 @@ impl CipherState {
     }
 
     /// `EncryptWithAd`: encrypts `buf` in place and returns its tag.
-    pub(crate) fn seal(&mut self, ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN], ProtoError> {
+    pub(crate) fn seal(&mut self, ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN], RecordError> {
         let n = self.counter.next()?;
         Ok(self.aead.seal_in_place(n, ad, buf))
     }
 
     /// `DecryptWithAd`: checks the tag, then decrypts `buf` in place. A failure consumes the counter
     /// value too; the protocol treats every failure as fatal, so the state is not used again.
-    pub(crate) fn open(&mut self, ad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), ProtoError> {
+    pub(crate) fn open(&mut self, ad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), RecordError> {
         let n = self.counter.next()?;
-        self.aead.open_in_place(n, ad, buf, tag).map_err(|()| ProtoError::RecordAuth)
+        self.aead.open_in_place(n, ad, buf, tag).map_err(|()| RecordError::Auth)
     }
 
     /// The counter value the next message will use.
@@ -73,8 +73,8 @@ mod tests {
         let mut c = Counter::starting_at(u64::MAX - 2);
         assert_eq!(c.next(), Ok(u64::MAX - 2));
         assert_eq!(c.next(), Ok(u64::MAX - 1));
-        assert_eq!(c.next(), Err(ProtoError::NonceExhausted));
-        assert_eq!(c.next(), Err(ProtoError::NonceExhausted), "stays exhausted");
+        assert_eq!(c.next(), Err(RecordError::CounterExhausted));
+        assert_eq!(c.next(), Err(RecordError::CounterExhausted), "stays exhausted");
     }
 
     #[test]
@@ -88,7 +88,7 @@ mod tests {
         assert_ne!(first, second);
         let mut replay = first;
         rx.open(b"", &mut first, &tag1).unwrap();
-        assert_eq!(rx.open(b"", &mut replay, &tag1), Err(ProtoError::RecordAuth));
+        assert_eq!(rx.open(b"", &mut replay, &tag1), Err(RecordError::Auth));
         let _ = tag2;
     }
 }

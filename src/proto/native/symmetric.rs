@@ -8,10 +8,11 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::aead::KEY_LEN;
 use super::cipher::CipherState;
 use super::handshake::{PROLOGUE, PROTOCOL_NAME};
-use super::{ProtoError, Psk, TAG_LEN};
+use super::{ProtoError, TAG_LEN};
+use crate::proto::Psk;
+use crate::proto::crypto::aead::KEY_LEN;
 
 /// SHA-256 output length, Noise's HASHLEN.
 const HASH_LEN: usize = 32;

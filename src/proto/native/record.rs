@@ -7,8 +7,9 @@
 
 use core::fmt;
 
+use super::TAG_LEN;
 use super::cipher::CipherState;
-use super::{ProtoError, TAG_LEN};
+use crate::proto::{Open, Opened, Record, RecordError, Seal};
 
 /// Bytes of the length header in front of every record.
 pub const RECORD_HEADER_LEN: usize = 2;
@@ -36,24 +37,6 @@ pub const TYPE_END: u8 = 0x01;
 const TYPE_OFFSET: usize = RECORD_HEADER_LEN;
 /// Offset of the body within a record.
 const BODY_OFFSET: usize = TYPE_OFFSET + 1;
-
-/// A decrypted record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record<'a> {
-    /// The next bytes of the stream (possibly none).
-    Data(&'a [u8]),
-    /// The sender's authenticated end of stream: nothing more comes in this direction.
-    End,
-}
-
-/// A record opened from the front of a buffer.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Opened<'a> {
-    /// What the record said, decrypted in place in the caller's buffer.
-    pub record: Record<'a>,
-    /// How many bytes of the buffer the record took; the caller discards them.
-    pub consumed: usize,
-}
 
 /// Both directions of an established connection.
 #[derive(Debug)]
@@ -97,9 +80,9 @@ impl Sealer {
     /// makes one empty record.
     ///
     /// # Errors
-    /// [`ProtoError::SealAfterEnd`] after [`Sealer::seal_end`], [`ProtoError::NonceExhausted`] after
+    /// [`RecordError::SealAfterEnd`] after [`Seal::seal_end`], [`RecordError::CounterExhausted`] after
     /// 2^64 - 1 records.
-    pub fn seal_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    pub fn seal_data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
         if data.is_empty() {
             return self.seal_record(TYPE_DATA, &[], out);
         }
@@ -107,33 +90,14 @@ impl Sealer {
         data.chunks(MAX_RECORD_DATA).try_for_each(|chunk| self.seal_record(TYPE_DATA, chunk, out))
     }
 
-    /// Appends the end-of-stream record to `out`; this direction is then finished.
-    ///
-    /// # Errors
-    /// As [`Sealer::seal_data`].
-    pub fn seal_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
-        self.seal_record(TYPE_END, &[], out)
-    }
-
-    /// Seals a data record whose body the caller has already written in place: `frame` is
-    /// `[header (2) | type (1) | body | tag space (16)]`; header, type and tag are filled in here.
-    /// This is the zero-copy path: read the body straight into `frame[3..len - 16]`.
-    ///
-    /// # Errors
-    /// As [`Sealer::seal_data`]. A `frame` shorter than [`RECORD_OVERHEAD`] or longer than
-    /// [`RECORD_MAX_LEN`] is a caller bug and panics.
-    pub fn seal_data_frame(&mut self, frame: &mut [u8]) -> Result<(), ProtoError> {
-        self.seal_frame(TYPE_DATA, frame)
-    }
-
     /// Seals a frame of any type byte; sealing [`TYPE_END`] finishes the direction.
-    pub(crate) fn seal_frame(&mut self, kind: u8, frame: &mut [u8]) -> Result<(), ProtoError> {
+    pub(crate) fn seal_kind(&mut self, kind: u8, frame: &mut [u8]) -> Result<(), RecordError> {
         assert!(
             (RECORD_OVERHEAD..=RECORD_MAX_LEN).contains(&frame.len()),
             "a frame holds header, type, body and tag, at most {RECORD_MAX_LEN} bytes"
         );
         if self.ended {
-            return Err(ProtoError::SealAfterEnd);
+            return Err(RecordError::SealAfterEnd);
         }
         let ciphertext_len =
             u16::try_from(frame.len() - RECORD_HEADER_LEN).expect("checked against RECORD_MAX_LEN");
@@ -149,18 +113,37 @@ impl Sealer {
     /// Makes the next record use counter `n` (vectors for skipped and repeated counters).
     #[cfg(test)]
     pub(crate) fn set_counter(&mut self, n: u64) {
-        self.cipher.set_counter(crate::proto::cipher::Counter::starting_at(n));
+        self.cipher.set_counter(super::cipher::Counter::starting_at(n));
     }
 
-    fn seal_record(&mut self, kind: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    fn seal_record(&mut self, kind: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
         let start = out.len();
         out.resize(start + RECORD_OVERHEAD + body.len(), 0);
         out[start + BODY_OFFSET..start + BODY_OFFSET + body.len()].copy_from_slice(body);
-        let sealed = self.seal_frame(kind, &mut out[start..]);
+        let sealed = self.seal_kind(kind, &mut out[start..]);
         if sealed.is_err() {
             out.truncate(start);
         }
         sealed
+    }
+}
+
+impl Seal for Sealer {
+    const BODY_OFFSET: usize = BODY_OFFSET;
+    const MAX_BODY: usize = RECORD_MAX_BODY;
+
+    fn frame_len(body: usize) -> usize {
+        RECORD_OVERHEAD + body
+    }
+
+    fn seal_frame(&mut self, frame: &mut [u8], body: usize) -> Result<(), RecordError> {
+        assert_eq!(frame.len(), RECORD_OVERHEAD + body, "a frame is the body and the record's overhead");
+        self.seal_kind(TYPE_DATA, frame)
+    }
+
+    /// Appends the end-of-stream record to `out`; this direction is then finished.
+    fn seal_end(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.seal_record(TYPE_END, &[], out)
     }
 }
 
@@ -199,16 +182,36 @@ impl Opener {
         Opener { cipher, state: OpenerState::Open }
     }
 
+    /// Whether the peer's end-of-stream has arrived.
+    pub fn is_ended(&self) -> bool {
+        self.state == OpenerState::Ended
+    }
+
+    fn fail<T>(&mut self, e: RecordError) -> Result<T, RecordError> {
+        self.state = OpenerState::Failed;
+        Err(e)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cipher_mut(&mut self) -> &mut CipherState {
+        &mut self.cipher
+    }
+}
+
+impl Open for Opener {
+    const BODY_OFFSET: usize = BODY_OFFSET;
+    const MAX_FRAME: usize = RECORD_MAX_LEN;
+
     /// Opens the record at the front of `buf`, decrypting it in place. `Ok(None)` means `buf` does not
     /// hold a whole record yet: read more and call again with the bytes appended.
     ///
     /// # Errors
     /// Every [`ProtoError`] a record can cause; the direction is then dead and every later call fails.
-    pub fn open<'a>(&mut self, buf: &'a mut [u8]) -> Result<Option<Opened<'a>>, ProtoError> {
+    fn open<'a>(&mut self, buf: &'a mut [u8]) -> Result<Option<Opened<'a>>, RecordError> {
         match self.state {
-            OpenerState::Failed => return Err(ProtoError::Failed),
+            OpenerState::Failed => return Err(RecordError::Failed),
             OpenerState::Ended if buf.is_empty() => return Ok(None),
-            OpenerState::Ended => return self.fail(ProtoError::RecordAfterEnd),
+            OpenerState::Ended => return self.fail(RecordError::AfterEnd),
             OpenerState::Open => {}
         }
         let Some((header, rest)) = buf.split_first_chunk_mut::<RECORD_HEADER_LEN>() else {
@@ -216,7 +219,7 @@ impl Opener {
         };
         let len = u16::from_be_bytes(*header);
         if usize::from(len) < RECORD_MIN_CIPHERTEXT {
-            return self.fail(ProtoError::RecordTooShort(len));
+            return self.fail(RecordError::TooShort(len));
         }
         let Some(ciphertext) = rest.get_mut(..usize::from(len)) else {
             return Ok(None);
@@ -235,8 +238,8 @@ impl Opener {
                 self.state = OpenerState::Ended;
                 Record::End
             }
-            TYPE_END => return self.fail(ProtoError::EndWithBody),
-            other => return self.fail(ProtoError::UnknownRecordType(other)),
+            TYPE_END => return self.fail(RecordError::EndWithBody),
+            other => return self.fail(RecordError::UnknownType(other)),
         };
         Ok(Some(Opened { record, consumed }))
     }
@@ -244,30 +247,15 @@ impl Opener {
     /// Called when the transport has closed, with whatever bytes were left unopened.
     ///
     /// # Errors
-    /// [`ProtoError::Truncated`] unless the peer's end-of-stream arrived and nothing followed it: a
+    /// [`RecordError::Truncated`] unless the peer's end-of-stream arrived and nothing followed it: a
     /// close without one must never pass for a clean end.
-    pub fn finish(&self, leftover: &[u8]) -> Result<(), ProtoError> {
+    fn finish(&self, leftover: &[u8]) -> Result<(), RecordError> {
         match self.state {
             OpenerState::Ended if leftover.is_empty() => Ok(()),
-            OpenerState::Ended => Err(ProtoError::RecordAfterEnd),
-            OpenerState::Open => Err(ProtoError::Truncated),
-            OpenerState::Failed => Err(ProtoError::Failed),
+            OpenerState::Ended => Err(RecordError::AfterEnd),
+            OpenerState::Open => Err(RecordError::Truncated),
+            OpenerState::Failed => Err(RecordError::Failed),
         }
-    }
-
-    /// Whether the peer's end-of-stream has arrived.
-    pub fn is_ended(&self) -> bool {
-        self.state == OpenerState::Ended
-    }
-
-    fn fail<T>(&mut self, e: ProtoError) -> Result<T, ProtoError> {
-        self.state = OpenerState::Failed;
-        Err(e)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn cipher_mut(&mut self) -> &mut CipherState {
-        &mut self.cipher
     }
 }
 
@@ -280,13 +268,14 @@ impl fmt::Debug for Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::cipher::Counter;
+    use crate::proto::native::cipher::Counter;
+    use crate::proto::{Open, Seal};
 
     fn pair() -> (Sealer, Opener) {
         (Sealer::new(CipherState::new(&[7; 32])), Opener::new(CipherState::new(&[7; 32])))
     }
 
-    fn open_all(rx: &mut Opener, mut wire: Vec<u8>) -> Result<(Vec<u8>, bool), ProtoError> {
+    fn open_all(rx: &mut Opener, mut wire: Vec<u8>) -> Result<(Vec<u8>, bool), RecordError> {
         let (mut data, mut at) = (Vec::new(), 0);
         while let Some(opened) = rx.open(&mut wire[at..])? {
             match opened.record {
@@ -324,7 +313,7 @@ mod tests {
         let (mut tx, mut rx) = pair();
         let mut wire = Vec::new();
         tx.seal_data(b"complete record", &mut wire).unwrap();
-        assert_eq!(open_all(&mut rx, wire), Err(ProtoError::Truncated));
+        assert_eq!(open_all(&mut rx, wire), Err(RecordError::Truncated));
     }
 
     #[test]
@@ -334,7 +323,7 @@ mod tests {
         tx.seal_data(b"abc", &mut wire).unwrap();
         wire.truncate(wire.len() - 1);
         assert_eq!(rx.open(&mut wire).unwrap(), None);
-        assert_eq!(rx.finish(&wire), Err(ProtoError::Truncated));
+        assert_eq!(rx.finish(&wire), Err(RecordError::Truncated));
     }
 
     #[test]
@@ -342,29 +331,29 @@ mod tests {
         let (mut tx, mut rx) = pair();
         let mut wire = Vec::new();
         tx.seal_end(&mut wire).unwrap();
-        assert_eq!(tx.seal_data(b"late", &mut wire), Err(ProtoError::SealAfterEnd));
+        assert_eq!(tx.seal_data(b"late", &mut wire), Err(RecordError::SealAfterEnd));
         assert_eq!(wire.len(), RECORD_OVERHEAD, "a refused seal leaves nothing behind");
         wire.push(0);
         let opened = rx.open(&mut wire).unwrap().unwrap();
         assert_eq!(opened.record, Record::End);
-        assert_eq!(rx.open(&mut wire[19..]), Err(ProtoError::RecordAfterEnd));
-        assert_eq!(rx.open(&mut []), Err(ProtoError::Failed), "a failed direction stays failed");
+        assert_eq!(rx.open(&mut wire[19..]), Err(RecordError::AfterEnd));
+        assert_eq!(rx.open(&mut []), Err(RecordError::Failed), "a failed direction stays failed");
     }
 
     #[test]
     fn short_length_unknown_type_and_end_with_body_are_refused() {
         let (_, mut rx) = pair();
-        assert_eq!(rx.open(&mut [0, 16, 0]), Err(ProtoError::RecordTooShort(16)));
+        assert_eq!(rx.open(&mut [0, 16, 0]), Err(RecordError::TooShort(16)));
 
         for (kind, body, expected) in [
-            (0x02, &b""[..], ProtoError::UnknownRecordType(2)),
-            (0xff, b"x", ProtoError::UnknownRecordType(0xff)),
-            (TYPE_END, b"x", ProtoError::EndWithBody),
+            (0x02, &b""[..], RecordError::UnknownType(2)),
+            (0xff, b"x", RecordError::UnknownType(0xff)),
+            (TYPE_END, b"x", RecordError::EndWithBody),
         ] {
             let (mut tx, mut rx) = pair();
             let mut frame = vec![0; RECORD_OVERHEAD + body.len()];
             frame[BODY_OFFSET..BODY_OFFSET + body.len()].copy_from_slice(body);
-            tx.seal_frame(kind, &mut frame).unwrap();
+            tx.seal_kind(kind, &mut frame).unwrap();
             assert_eq!(rx.open(&mut frame), Err(expected));
         }
     }
@@ -375,14 +364,14 @@ mod tests {
         let (mut first, mut second) = (Vec::new(), Vec::new());
         tx.seal_data(b"first", &mut first).unwrap();
         tx.seal_data(b"second", &mut second).unwrap();
-        assert_eq!(rx.open(&mut second), Err(ProtoError::RecordAuth));
+        assert_eq!(rx.open(&mut second), Err(RecordError::Auth));
     }
 
     #[test]
     fn a_full_size_record_from_another_implementation_is_accepted() {
         let (mut tx, mut rx) = pair();
         let mut frame = vec![0x5a; RECORD_MAX_LEN];
-        tx.seal_frame(TYPE_DATA, &mut frame).unwrap();
+        tx.seal_kind(TYPE_DATA, &mut frame).unwrap();
         assert_eq!(&frame[..2], &[0xff, 0xff]);
         let opened = rx.open(&mut frame).unwrap().unwrap();
         assert_eq!(opened.consumed, RECORD_MAX_LEN);
@@ -396,10 +385,10 @@ mod tests {
         rx.cipher_mut().set_counter(Counter::starting_at(u64::MAX - 1));
         let mut wire = Vec::new();
         tx.seal_data(b"last", &mut wire).unwrap();
-        assert_eq!(tx.seal_data(b"one too many", &mut wire), Err(ProtoError::NonceExhausted));
+        assert_eq!(tx.seal_data(b"one too many", &mut wire), Err(RecordError::CounterExhausted));
         let opened = rx.open(&mut wire).unwrap().unwrap();
         assert_eq!(opened.record, Record::Data(b"last"));
         let mut forged = wire.clone();
-        assert_eq!(rx.open(&mut forged), Err(ProtoError::NonceExhausted));
+        assert_eq!(rx.open(&mut forged), Err(RecordError::CounterExhausted));
     }
 }

@@ -13,7 +13,8 @@ mod aws_lc;
 mod libcrypto;
 mod rust_crypto;
 
-use super::TAG_LEN;
+/// Length of a Poly1305 authentication tag, appended to every encrypted message.
+pub const TAG_LEN: usize = 16;
 
 /// Length of a ChaCha20-Poly1305 key.
 pub(crate) const KEY_LEN: usize = 32;

@@ -6,10 +6,11 @@ use core::fmt;
 use rand::CryptoRng;
 use zeroize::Zeroizing;
 
-use super::dh::{self, Dh};
-use super::record::{Opener, Record, Sealer, Transport};
+use super::record::{Opener, Sealer, Transport};
 use super::symmetric::SymmetricState;
-use super::{DH_LEN, ProtoError, Psk, TAG_LEN};
+use super::{DH_LEN, ProtoError, TAG_LEN};
+use crate::proto::crypto::x25519::{self as dh, Dh};
+use crate::proto::{Open, Psk, Record};
 
 /// Marks the native protocol: the ASCII bytes `spipedN`.
 pub const MAGIC: [u8; 7] = *b"spipedN";
@@ -265,5 +266,5 @@ impl fmt::Debug for Unconfirmed {
 #[cfg(test)]
 pub(crate) mod internals {
     pub(crate) use super::mix_e;
-    pub(crate) use crate::proto::symmetric::SymmetricState;
+    pub(crate) use crate::proto::native::symmetric::SymmetricState;
 }

@@ -4,7 +4,8 @@
 
 use zeroize::Zeroizing;
 
-use super::DH_LEN;
+/// Length of an X25519 public key on the wire.
+pub const DH_LEN: usize = 32;
 
 /// An X25519 secret key, good for one Diffie-Hellman.
 pub(crate) trait Dh: Sized {

@@ -10,6 +10,7 @@ use sha2::Digest;
 
 use super::handshake::internals::{SymmetricState, mix_e};
 use super::*;
+use crate::proto::Psk;
 
 const KEY_FILE: &[u8] = b"spiped-rs test vector key file: 32 or more bytes, never use it\n";
 const WRONG_KEY_FILE: &[u8] = b"some other key file, also never to be used for real\n";
@@ -88,7 +89,7 @@ fn flip(bytes: &[u8], bit: usize) -> Vec<u8> {
 fn record(sealer: &mut Sealer, kind: u8, body: &[u8]) -> Vec<u8> {
     let mut frame = vec![0; RECORD_OVERHEAD + body.len()];
     frame[RECORD_HEADER_LEN + 1..RECORD_HEADER_LEN + 1 + body.len()].copy_from_slice(body);
-    sealer.seal_frame(kind, &mut frame).unwrap();
+    sealer.seal_kind(kind, &mut frame).unwrap();
     frame
 }
 
