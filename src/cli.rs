@@ -46,7 +46,8 @@ pub struct Args {
     #[arg(short = 't', value_name = "target socket")]
     pub target: String,
 
-    /// Shared key file (its SHA-256 is the key; at least 32 bytes), or - to read it from standard input.
+    /// Shared key file (its SHA-256 is the key; make it 32 random bytes: a shorter one is accepted with a
+    /// warning, an empty one refused), or - to read it from standard input.
     #[arg(short = 'k', value_name = "key file")]
     pub key_file: PathBuf,
 

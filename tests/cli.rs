@@ -50,16 +50,26 @@ fn bad_arguments_print_a_reason_and_the_usage_and_exit_one() {
     }
 }
 
+/// Classic spiped accepts any key file, so a site migrating from it may have a short one: both ends
+/// start with a warning that says why it is weak and where to read on, and serve.
 #[test]
-fn a_short_key_is_refused_with_the_way_to_make_one() {
+fn a_short_key_starts_with_a_warning_and_serves() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = scratch("short-key");
     let key = dir.join("short.key");
-    std::fs::write(&key, [1u8; 16]).unwrap();
-    let source = format!("[127.0.0.1]:{}", free_port());
-    let out =
-        run_spiped(&["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("dd if=/dev/urandom bs=32 count=1"), "{}", stderr(&out));
+    std::fs::write(&key, b"hunter").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let redis = Redis::start(&dir, false);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let target = format!("[127.0.0.1]:{}", redis.port);
+    let d = SpipedCmd::new(&dir, "d")
+        .args(["-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
+        .start();
+    let log = d.log_text();
+    assert!(log.contains(&format!("key file {} holds only 6 bytes", key.display())), "{log}");
+    assert!(log.contains("anyone who records the traffic can try keys offline"), "{log}");
+    assert!(log.contains("docs/migrating.md"), "{log}");
+    assert_ping_through_an_e_end(&dir, &key, &d_source);
 }
 
 #[test]
