@@ -72,6 +72,60 @@ fn a_short_key_starts_with_a_warning_and_serves() {
     assert_ping_through_an_e_end(&dir, &key, &d_source);
 }
 
+/// `--protocol classic` starts on either end, with -f or -g; `-d --protocol native` too. (Whether
+/// classic connections then work is for the interop tests.)
+#[test]
+fn every_protocol_choice_starts_on_both_ends() {
+    let dir = scratch("protocols");
+    let key = key_file(&dir, "k");
+    let key = key.to_str().unwrap();
+    for mode in ["-e", "-d"] {
+        for extra in [
+            &["--protocol", "classic"][..],
+            &["--protocol", "classic", "-f"],
+            &["--protocol", "classic", "-g"],
+            &["--protocol", "native"],
+            &["-f"],
+            &["-g"],
+        ] {
+            let source = format!("[127.0.0.1]:{}", free_port());
+            let name = format!("{}{}", &mode[1..], extra.join("").replace("--protocol", "-"));
+            let daemon = SpipedCmd::new(&dir, &name)
+                .args([mode, "-s", &source, "-t", "[127.0.0.1]:1", "-k", key])
+                .args(extra)
+                .start();
+            assert!(std::net::TcpStream::connect(plain_addr(&source)).is_ok(), "{mode} {extra:?} listens");
+            drop(daemon);
+        }
+    }
+}
+
+/// -f is accepted where no connection can be classic (spiped 1.6 scripts carry it) with a notice
+/// that it changes nothing; where classic connections are possible it means what it says, silently.
+#[test]
+fn f_where_every_connection_is_native_starts_with_a_notice() {
+    let dir = scratch("f-notice");
+    let key = key_file(&dir, "k");
+    let key = key.to_str().unwrap();
+    let notice = "-f changes nothing here: native connections always have forward secrecy";
+    for (name, args, noticed) in [
+        ("e", &["-e", "-f"][..], true),
+        ("e-native", &["-e", "-f", "--protocol", "native"], true),
+        ("d-native", &["-d", "-f", "--protocol", "native"], true),
+        ("e-classic", &["-e", "-f", "--protocol", "classic"], false),
+        ("d-both", &["-d", "-f"], false),
+        ("d-classic", &["-d", "-f", "--protocol", "classic"], false),
+        ("e-g", &["-e", "-g"], false),
+    ] {
+        let source = format!("[127.0.0.1]:{}", free_port());
+        let daemon = SpipedCmd::new(&dir, name)
+            .args(args)
+            .args(["-s", &source, "-t", "[127.0.0.1]:1", "-k", key])
+            .start();
+        assert_eq!(daemon.log_text().contains(notice), noticed, "{args:?}: {}", daemon.log_text());
+    }
+}
+
 #[test]
 fn a_missing_key_file_and_a_busy_port_exit_one() {
     let dir = scratch("startup-errors");

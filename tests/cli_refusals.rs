@@ -181,6 +181,28 @@ fn a_pid_file_in_a_missing_directory_says_the_os_error_once() {
     said_once(&args, "cannot write pid file");
 }
 
+#[test]
+fn an_unknown_protocol_is_refused_with_the_protocols() {
+    for protocol in ["bogus", "both", "Classic", ""] {
+        usage_refused(&with("k", &[("--protocol", protocol)]), "use one of: native, classic");
+    }
+}
+
+#[test]
+fn f_with_g_is_refused_whatever_the_protocol() {
+    for mode in ["-e", "-d"] {
+        for protocol in [None, Some("native"), Some("classic")] {
+            let mut args = with("k", &[]);
+            args[1] = mode;
+            args.extend(["-f", "-g"]);
+            if let Some(protocol) = protocol {
+                args.extend(["--protocol", protocol]);
+            }
+            usage_refused(&args, "cannot be used with");
+        }
+    }
+}
+
 /// Any key file of one byte or more is accepted (with a warning when short); an empty one is refused,
 /// from a file or from standard input, saying so and how to make a key.
 #[test]
