@@ -36,10 +36,15 @@ fn main() -> std::io::Result<()> {
 const LONG_ABOUT: &str = "spiped creates a secure pipe between a source socket and a target socket. In -e mode it \
 accepts plaintext connections on the source and forwards them, encrypted and authenticated with the shared \
 key, to the target; in -d mode it accepts such encrypted connections and forwards the plaintext. A pipe is an \
--e end and a -d end holding the same key file.\n\nspiped-rs speaks a native protocol (an X25519 handshake \
-authenticated by the key, then ChaCha20-Poly1305 records), so both ends must be spiped-rs. Every connection \
-performs an X25519 exchange, so forward secrecy is always on: -f and -g are accepted for compatibility and \
-change nothing. A -d end connects to its target only after the peer has proved it holds the key.";
+-e end and a -d end holding the same key file.\n\nspiped-rs speaks two protocols: its native one (an X25519 \
+handshake authenticated by the key, then ChaCha20-Poly1305 records) and classic spiped 1.x's, so that hosts \
+can move from spiped one at a time. An -e end speaks native unless given --protocol classic (for a -d end \
+still on spiped 1.x); a -d end accepts both on the same socket unless --protocol names the only one to \
+accept. -f and -g mean what they mean in spiped 1.6 for classic connections (-f: skip the Diffie-Hellman \
+exchange, losing forward secrecy; -g: refuse a peer using -f); native connections always perform an X25519 \
+exchange, so they always have forward secrecy. Any key file of one byte or more works, as in spiped; one \
+shorter than 32 bytes starts with a warning, since a guessable key can be tried offline by anyone who \
+records the traffic. A -d end connects to its target only after the peer has proved it holds the key.";
 
 /// Sections clap does not know about, in roff.
 const EXTRA_SECTIONS: &str = r#".SH SIGNALS

@@ -5,13 +5,16 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, ArgGroup, Parser};
+use clap::{ArgAction, ArgGroup, Parser, ValueEnum};
+
+use crate::proto::Protocol;
 
 /// spiped's usage text, kept word for word so scripts and fingers that know it still fit.
 pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
     [-b <bind address>] [-DFj] [-f | -g] [-n <max # connections>]
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
     [-u {<username> | <:groupname> | <username:groupname>}]
+    [--protocol {native | classic}]
        spiped -v";
 
 /// Parsed command-line arguments.
@@ -46,7 +49,8 @@ pub struct Args {
     #[arg(short = 't', value_name = "target socket")]
     pub target: String,
 
-    /// Shared key file (its SHA-256 is the key; at least 32 bytes), or - to read it from standard input.
+    /// Shared key file (its SHA-256 is the key; make it 32 random bytes: a shorter one is accepted with a
+    /// warning, an empty one refused), or - to read it from standard input.
     #[arg(short = 'k', value_name = "key file")]
     pub key_file: PathBuf,
 
@@ -66,12 +70,13 @@ pub struct Args {
     #[arg(short = 'j')]
     pub no_keepalive: bool,
 
-    /// Accepted for compatibility. The native protocol always performs an X25519 exchange, so
-    /// connections always have forward secrecy; -f does not turn it off.
+    /// Classic connections: skip the Diffie-Hellman exchange (send y = 1), as spiped 1.6's -f: faster,
+    /// but no forward secrecy. Native connections always have forward secrecy; -f changes nothing there.
     #[arg(short = 'f', conflicts_with = "require_pfs")]
     pub fast: bool,
 
-    /// Accepted for compatibility: forward secrecy is always required, and always present.
+    /// Classic connections: refuse a peer that skips the Diffie-Hellman exchange (one using -f), as
+    /// spiped 1.6's -g. Native connections always have forward secrecy, so they always satisfy -g.
     #[arg(short = 'g')]
     pub require_pfs: bool,
 
@@ -106,6 +111,11 @@ pub struct Args {
     #[arg(short = 'u', value_name = "user:group", value_parser = user_group)]
     pub user: Option<UserGroup>,
 
+    /// Wire protocol. -e speaks native unless told classic (for a -d end still on spiped 1.x); -d
+    /// accepts both on the same socket unless told to accept only one.
+    #[arg(long = "protocol", value_name = "protocol", value_enum)]
+    pub protocol: Option<ProtocolArg>,
+
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
@@ -113,6 +123,24 @@ pub struct Args {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: (),
+}
+
+/// The `--protocol` argument: one of [`Protocol`]'s values, as the command line spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// spiped-rs's own protocol, the default of -e.
+    Native,
+    /// spiped 1.x's, to talk to classic spiped peers.
+    Classic,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(arg: ProtocolArg) -> Self {
+        match arg {
+            ProtocolArg::Native => Protocol::Native,
+            ProtocolArg::Classic => Protocol::Classic,
+        }
+    }
 }
 
 /// The `-u` argument: who to become after start-up.
@@ -298,6 +326,39 @@ mod tests {
     }
 
     #[test]
+    fn protocol_is_native_or_classic_and_unset_by_default() {
+        assert_eq!(ok(&["-e"]).protocol, None);
+        assert_eq!(ok(&["-d"]).protocol, None);
+        for (mode, value, want) in [
+            ("-e", "native", ProtocolArg::Native),
+            ("-e", "classic", ProtocolArg::Classic),
+            ("-d", "native", ProtocolArg::Native),
+            ("-d", "classic", ProtocolArg::Classic),
+        ] {
+            assert_eq!(ok(&[mode, "--protocol", value]).protocol, Some(want), "{mode} {value}");
+        }
+        assert_eq!(Protocol::from(ProtocolArg::Native), Protocol::Native);
+        assert_eq!(Protocol::from(ProtocolArg::Classic), Protocol::Classic);
+        for bad in ["bogus", "", "Classic", "both", "1"] {
+            let err = parse(&["-e", "--protocol", bad]).expect_err(bad);
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad}");
+        }
+        refused(&["-d", "--protocol", "native", "--protocol", "classic"]);
+        refused(&["-d", "--protocol"]);
+    }
+
+    #[test]
+    fn f_and_g_combine_with_either_protocol() {
+        for mode in ["-e", "-d"] {
+            for protocol in ["native", "classic"] {
+                assert!(ok(&[mode, "--protocol", protocol, "-f"]).fast, "{mode} {protocol}");
+                assert!(ok(&[mode, "--protocol", protocol, "-g"]).require_pfs, "{mode} {protocol}");
+                refused(&[mode, "--protocol", protocol, "-f", "-g"]);
+            }
+        }
+    }
+
+    #[test]
     fn max_connections() {
         assert_eq!(ok(&["-e"]).max_connections, 100);
         assert_eq!(ok(&["-e", "-n", "0"]).max_connections, 0);
@@ -396,6 +457,13 @@ mod tests {
         assert!(help.contains(&format!("(at least {})", MIN_TIMEOUT.as_secs_f64())), "{help}");
         assert!(help.contains(&format!("at least {};", MIN_RESOLVE_INTERVAL.as_secs())), "{help}");
         assert!(help.contains(&format!("the default, {}", DEFAULT_RESOLVE_INTERVAL.as_secs())), "{help}");
+        assert!(help.contains("--protocol <protocol>"), "{help}");
+        assert!(help.contains("[possible values: native, classic]"), "{help}");
+    }
+
+    #[test]
+    fn usage_names_the_protocol_option() {
+        assert!(USAGE.contains("[--protocol {native | classic}]"), "{USAGE}");
     }
 
     #[test]

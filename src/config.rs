@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Args, UserGroup};
 use crate::key::{self, KeyError};
-use crate::proto::Psk;
+use crate::proto::{Protocol, Psk};
 use crate::tunnel::Mode;
 use crate::tunnel::addr::{Addr, AddrError, SocketSpec};
 
@@ -15,6 +15,11 @@ use crate::tunnel::addr::{Addr, AddrError, SocketSpec};
 pub struct Config {
     /// -e or -d.
     pub mode: Mode,
+    /// The wire protocols connections may use (--protocol): a site migrating from spiped 1.x runs -d
+    /// ends that take both, then moves its -e ends from classic to native one by one.
+    pub protocols: Protocols,
+    /// What -f and -g ask of classic connections; native connections always have forward secrecy.
+    pub classic: ClassicOptions,
     /// The source address as written, for logs and the default pid file.
     pub source_spec: SocketSpec,
     /// The target address as written; a host name is re-resolved.
@@ -43,6 +48,49 @@ pub struct Config {
     pub user: Option<UserGroup>,
     /// --log-level.
     pub log_level: String,
+}
+
+/// The wire protocols connections may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// Exactly this one: always on -e (native unless --protocol classic), and on -d with --protocol.
+    Only(Protocol),
+    /// Either, told apart by the initiator's first bytes: -d without --protocol, so that one -d end
+    /// serves native and classic -e ends at once while a site migrates.
+    Both,
+}
+
+impl Protocols {
+    /// What --protocol (or its absence) means for `mode`: -e speaks native by default, -d accepts both.
+    pub fn for_mode(mode: Mode, protocol: Option<Protocol>) -> Self {
+        match (mode, protocol) {
+            (_, Some(protocol)) => Protocols::Only(protocol),
+            (Mode::Encrypt, None) => Protocols::Only(Protocol::Native),
+            (Mode::Decrypt, None) => Protocols::Both,
+        }
+    }
+
+    /// Whether a connection speaking `protocol` may be made or accepted.
+    pub fn allows(self, protocol: Protocol) -> bool {
+        match self {
+            Protocols::Only(only) => only == protocol,
+            Protocols::Both => true,
+        }
+    }
+}
+
+/// What -f and -g ask of classic connections, with spiped 1.6's meaning. Native connections always
+/// perform an X25519 exchange, so these change nothing there. Never both set: -f with -g is a usage
+/// error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClassicOptions {
+    /// -f: send y = 1 and skip the Diffie-Hellman computation, as spiped 1.6 does. The session keys
+    /// then depend only on the key and the two nonces (the peer's y^x is 1 too), so the handshake is
+    /// cheaper and the connection has no forward secrecy, whatever the peer does.
+    pub no_pfs: bool,
+    /// -g: refuse a peer whose y is 1 (one using -f), so that every classic connection kept has
+    /// forward secrecy.
+    pub require_pfs: bool,
 }
 
 /// The addresses and key, resolved and read.
@@ -84,6 +132,9 @@ impl Config {
     /// knows, the target cannot be connected to) or a unix path longer than the platform allows. -b
     /// keeps port 0, which there means "any local port".
     ///
+    /// -f where no connection can be classic (-e by default, or `--protocol native`) is accepted, as
+    /// spiped 1.6 scripts carry it, with a notice at start-up that it changes nothing.
+    ///
     /// # Errors
     /// [`ConfigError::Flag`] for such an address; [`ConfigError::Invalid`] for a unix path with -b.
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
@@ -96,8 +147,18 @@ impl Config {
                 "-b takes an IP address and port, not a unix socket path".into(),
             ));
         }
+        let mode = if args.encrypt { Mode::Encrypt } else { Mode::Decrypt };
+        let protocols = Protocols::for_mode(mode, args.protocol.map(Protocol::from));
+        if args.fast && !protocols.allows(Protocol::Classic) {
+            tracing::info!(
+                "-f changes nothing here: native connections always have forward secrecy \
+                 (it applies to classic ones only)"
+            );
+        }
         Ok(Config {
-            mode: if args.encrypt { Mode::Encrypt } else { Mode::Decrypt },
+            mode,
+            protocols,
+            classic: ClassicOptions { no_pfs: args.fast, require_pfs: args.require_pfs },
             pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
             source_spec,
             target_spec,
@@ -130,7 +191,7 @@ impl Config {
         Ok(Resolved { source, target, bind })
     }
 
-    /// Reads the key file.
+    /// Reads the key file, warning when it is readable by others or shorter than 32 bytes.
     ///
     /// # Errors
     /// [`ConfigError::Key`].
@@ -141,6 +202,9 @@ impl Config {
                 "key file {} is readable by others (mode {mode:o}); chmod 600 it",
                 self.key_file.display()
             );
+        }
+        if let Some(len) = loaded.short {
+            tracing::warn!("{}", short_key_warning(&self.key_file, len));
         }
         Ok(loaded.psk)
     }
@@ -159,6 +223,19 @@ impl Config {
     }
 }
 
+/// Why a key file of `len` bytes (fewer than [`key::STRONG_KEY_FILE_LEN`]) is weak, and where the way
+/// out is written.
+fn short_key_warning(path: &std::path::Path, len: usize) -> String {
+    format!(
+        "key file {} holds only {len} byte{}, fewer than the {} random bytes a key should have: if it \
+         can be guessed, anyone who records the traffic can try keys offline until one fits. Make a new \
+         one (dd if=/dev/urandom bs=32 count=1) and rotate to it: see \"Short keys\" in docs/migrating.md",
+        path.display(),
+        if len == 1 { "" } else { "s" },
+        key::STRONG_KEY_FILE_LEN
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +250,36 @@ mod tests {
     fn pid_file_defaults_to_source_dot_pid() {
         assert_eq!(config(&[]).unwrap().pid_file, PathBuf::from("[127.0.0.1]:8000.pid"));
         assert_eq!(config(&["-p", "/run/p"]).unwrap().pid_file, PathBuf::from("/run/p"));
+    }
+
+    #[test]
+    fn e_speaks_native_unless_told_classic() {
+        assert_eq!(config(&[]).unwrap().protocols, Protocols::Only(Protocol::Native));
+        assert_eq!(config(&["--protocol", "native"]).unwrap().protocols, Protocols::Only(Protocol::Native));
+        assert_eq!(config(&["--protocol", "classic"]).unwrap().protocols, Protocols::Only(Protocol::Classic));
+    }
+
+    #[test]
+    fn d_accepts_both_unless_told_one() {
+        let d = |extra: &[&str]| {
+            let base = ["spiped", "-d", "-s", "[127.0.0.1]:8000", "-t", "[127.0.0.1]:6379", "-k", "k"];
+            Config::from_args(&Args::try_parse_from(base.iter().chain(extra)).unwrap()).unwrap().protocols
+        };
+        assert_eq!(d(&[]), Protocols::Both);
+        assert!(Protocols::Both.allows(Protocol::Native) && Protocols::Both.allows(Protocol::Classic));
+        assert_eq!(d(&["--protocol", "native"]), Protocols::Only(Protocol::Native));
+        assert_eq!(d(&["--protocol", "classic"]), Protocols::Only(Protocol::Classic));
+        assert!(!d(&["--protocol", "native"]).allows(Protocol::Classic));
+        assert!(!d(&["--protocol", "classic"]).allows(Protocol::Native));
+    }
+
+    #[test]
+    fn f_and_g_become_the_classic_options() {
+        assert_eq!(config(&[]).unwrap().classic, ClassicOptions { no_pfs: false, require_pfs: false });
+        assert_eq!(config(&["-f"]).unwrap().classic, ClassicOptions { no_pfs: true, require_pfs: false });
+        assert_eq!(config(&["-g"]).unwrap().classic, ClassicOptions { no_pfs: false, require_pfs: true });
+        let classic = config(&["--protocol", "classic", "-f"]).unwrap().classic;
+        assert_eq!(classic, ClassicOptions { no_pfs: true, require_pfs: false });
     }
 
     #[test]
@@ -237,5 +344,14 @@ mod tests {
         let r = config(&[]).unwrap().resolve().unwrap();
         assert_eq!(r.source, Addr::Tcp("127.0.0.1:8000".parse().unwrap()));
         assert!(r.target.iter().all(|a| matches!(a, Addr::Tcp(s) if s.port() == 6379)));
+    }
+
+    #[test]
+    fn the_short_key_warning_says_why_and_where_to_read_on() {
+        let warning = short_key_warning(std::path::Path::new("/etc/spiped/k.key"), 5);
+        assert!(warning.starts_with("key file /etc/spiped/k.key holds only 5 bytes"), "{warning}");
+        assert!(warning.contains("try keys offline"), "{warning}");
+        assert!(warning.contains("docs/migrating.md"), "{warning}");
+        assert!(short_key_warning(std::path::Path::new("k"), 1).contains("only 1 byte,"));
     }
 }

@@ -7,8 +7,11 @@ use zeroize::Zeroizing;
 
 use crate::proto::Psk;
 
-/// Fewest bytes a key file may hold: 256 bits, as spiped requires.
-pub const MIN_KEY_FILE_LEN: usize = 32;
+/// Fewest bytes a key file should hold: 256 random bits, what `dd if=/dev/urandom bs=32 count=1` makes
+/// and what SHA-256 can carry. Shorter files are accepted, as classic spiped accepts any key file and
+/// sites that migrate from it may have short ones, but with a warning: a short key file is often a
+/// word or a phrase, and anyone who records a handshake can test guesses against it offline.
+pub const STRONG_KEY_FILE_LEN: usize = 32;
 
 /// Largest key file read; spiped keys are 32 bytes, so this only stops a wrong path (a disk image,
 /// /dev/zero) from being read forever.
@@ -25,16 +28,14 @@ pub enum KeyError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// The key is too short to be a secret.
+    /// The key file is empty: no secret at all (often a file truncated by mistake).
     #[error(
-        "key file {path} holds {len} bytes; at least {MIN_KEY_FILE_LEN} random bytes are needed. \
+        "key file {path} is empty; a key should be {STRONG_KEY_FILE_LEN} random bytes. \
          Make one with: dd if=/dev/urandom bs=32 count=1 of=<key file>"
     )]
-    TooShort {
+    Empty {
         /// The path given with -k.
         path: PathBuf,
-        /// How many bytes it held.
-        len: usize,
     },
     /// The file is unreasonably large: probably not a key file.
     #[error("key file {path} is larger than {MAX_KEY_FILE_LEN} bytes; is it the right file?")]
@@ -51,12 +52,14 @@ pub struct LoadedKey {
     pub psk: Psk,
     /// Set when the key file is readable by its group or by others.
     pub too_open: Option<u32>,
+    /// The key file's length when it is shorter than [`STRONG_KEY_FILE_LEN`], so that start-up warns.
+    pub short: Option<usize>,
 }
 
 /// Reads the key from `path`, or from standard input when `path` is `-`.
 ///
 /// # Errors
-/// [`KeyError`] when it cannot be read, or holds fewer than [`MIN_KEY_FILE_LEN`] bytes.
+/// [`KeyError`] when it cannot be read, is empty, or is larger than [`MAX_KEY_FILE_LEN`].
 pub fn load(path: &Path) -> Result<LoadedKey, KeyError> {
     let read_err = |source| KeyError::Read { path: path.to_path_buf(), source };
     let mut contents = Zeroizing::new(Vec::with_capacity(64));
@@ -72,10 +75,11 @@ pub fn load(path: &Path) -> Result<LoadedKey, KeyError> {
     if contents.len() as u64 > MAX_KEY_FILE_LEN {
         return Err(KeyError::TooLong { path: path.to_path_buf() });
     }
-    if contents.len() < MIN_KEY_FILE_LEN {
-        return Err(KeyError::TooShort { path: path.to_path_buf(), len: contents.len() });
+    if contents.is_empty() {
+        return Err(KeyError::Empty { path: path.to_path_buf() });
     }
-    Ok(LoadedKey { psk: Psk::from_key_file(&contents), too_open })
+    let short = (contents.len() < STRONG_KEY_FILE_LEN).then_some(contents.len());
+    Ok(LoadedKey { psk: Psk::from_key_file(&contents), too_open, short })
 }
 
 #[cfg(unix)]
@@ -104,6 +108,7 @@ mod tests {
         let key = load(&path).unwrap();
         assert_eq!(key.psk, Psk::from_key_file(&[7; 32]));
         assert_eq!(key.too_open, None);
+        assert_eq!(key.short, None);
     }
 
     #[test]
@@ -112,12 +117,32 @@ mod tests {
         assert_eq!(load(&path).unwrap().too_open, Some(0o644));
     }
 
+    /// Classic spiped accepts any key file, so sites migrating from it may have short ones.
     #[test]
-    fn a_short_key_is_refused_with_the_way_to_make_one() {
-        let path = key_file("short", &[7; 31], 0o600);
+    fn a_short_key_loads_as_its_sha256_and_is_flagged() {
+        for len in [1, 5, 31] {
+            let path = key_file(&format!("short-{len}"), &vec![7; len], 0o600);
+            let key = load(&path).unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            assert_eq!(key.psk, Psk::from_key_file(&vec![7; len]), "{len} bytes");
+            assert_eq!(key.short, Some(len));
+        }
+        assert_eq!(load(&key_file("just-long-enough", &[7; 32], 0o600)).unwrap().short, None);
+    }
+
+    #[test]
+    fn an_empty_key_is_refused_with_the_way_to_make_one() {
+        let path = key_file("empty", &[], 0o600);
         let err = load(&path).unwrap_err();
-        assert!(matches!(err, KeyError::TooShort { len: 31, .. }));
+        assert!(matches!(err, KeyError::Empty { .. }), "{err:?}");
+        assert!(err.to_string().contains("is empty"), "{err}");
         assert!(err.to_string().contains("dd if=/dev/urandom bs=32 count=1"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_over_the_limit_is_refused() {
+        let path = key_file("huge", &vec![7; MAX_KEY_FILE_LEN as usize + 1], 0o600);
+        assert!(matches!(load(&path), Err(KeyError::TooLong { .. })));
+        assert!(load(&key_file("largest", &vec![7; MAX_KEY_FILE_LEN as usize], 0o600)).is_ok());
     }
 
     #[test]

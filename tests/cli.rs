@@ -50,16 +50,80 @@ fn bad_arguments_print_a_reason_and_the_usage_and_exit_one() {
     }
 }
 
+/// Classic spiped accepts any key file, so a site migrating from it may have a short one: both ends
+/// start with a warning that says why it is weak and where to read on, and serve.
 #[test]
-fn a_short_key_is_refused_with_the_way_to_make_one() {
+fn a_short_key_starts_with_a_warning_and_serves() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = scratch("short-key");
     let key = dir.join("short.key");
-    std::fs::write(&key, [1u8; 16]).unwrap();
-    let source = format!("[127.0.0.1]:{}", free_port());
-    let out =
-        run_spiped(&["-F", "-e", "-s", &source, "-t", "[127.0.0.1]:1", "-k", key.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("dd if=/dev/urandom bs=32 count=1"), "{}", stderr(&out));
+    std::fs::write(&key, b"hunter").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let redis = Redis::start(&dir, false);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let target = format!("[127.0.0.1]:{}", redis.port);
+    let d = SpipedCmd::new(&dir, "d")
+        .args(["-d", "-s", &d_source, "-t", &target, "-k", key.to_str().unwrap()])
+        .start();
+    let log = d.log_text();
+    assert!(log.contains(&format!("key file {} holds only 6 bytes", key.display())), "{log}");
+    assert!(log.contains("anyone who records the traffic can try keys offline"), "{log}");
+    assert!(log.contains("docs/migrating.md"), "{log}");
+    assert_ping_through_an_e_end(&dir, &key, &d_source);
+}
+
+/// `--protocol classic` starts on either end, with -f or -g; `-d --protocol native` too. (Whether
+/// classic connections then work is for the interop tests.)
+#[test]
+fn every_protocol_choice_starts_on_both_ends() {
+    let dir = scratch("protocols");
+    let key = key_file(&dir, "k");
+    let key = key.to_str().unwrap();
+    for mode in ["-e", "-d"] {
+        for extra in [
+            &["--protocol", "classic"][..],
+            &["--protocol", "classic", "-f"],
+            &["--protocol", "classic", "-g"],
+            &["--protocol", "native"],
+            &["-f"],
+            &["-g"],
+        ] {
+            let source = format!("[127.0.0.1]:{}", free_port());
+            let name = format!("{}{}", &mode[1..], extra.join("").replace("--protocol", "-"));
+            let daemon = SpipedCmd::new(&dir, &name)
+                .args([mode, "-s", &source, "-t", "[127.0.0.1]:1", "-k", key])
+                .args(extra)
+                .start();
+            assert!(std::net::TcpStream::connect(plain_addr(&source)).is_ok(), "{mode} {extra:?} listens");
+            drop(daemon);
+        }
+    }
+}
+
+/// -f is accepted where no connection can be classic (spiped 1.6 scripts carry it) with a notice
+/// that it changes nothing; where classic connections are possible it means what it says, silently.
+#[test]
+fn f_where_every_connection_is_native_starts_with_a_notice() {
+    let dir = scratch("f-notice");
+    let key = key_file(&dir, "k");
+    let key = key.to_str().unwrap();
+    let notice = "-f changes nothing here: native connections always have forward secrecy";
+    for (name, args, noticed) in [
+        ("e", &["-e", "-f"][..], true),
+        ("e-native", &["-e", "-f", "--protocol", "native"], true),
+        ("d-native", &["-d", "-f", "--protocol", "native"], true),
+        ("e-classic", &["-e", "-f", "--protocol", "classic"], false),
+        ("d-both", &["-d", "-f"], false),
+        ("d-classic", &["-d", "-f", "--protocol", "classic"], false),
+        ("e-g", &["-e", "-g"], false),
+    ] {
+        let source = format!("[127.0.0.1]:{}", free_port());
+        let daemon = SpipedCmd::new(&dir, name)
+            .args(args)
+            .args(["-s", &source, "-t", "[127.0.0.1]:1", "-k", key])
+            .start();
+        assert_eq!(daemon.log_text().contains(notice), noticed, "{args:?}: {}", daemon.log_text());
+    }
 }
 
 #[test]

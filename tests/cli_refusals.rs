@@ -180,3 +180,44 @@ fn a_pid_file_in_a_missing_directory_says_the_os_error_once() {
         ["-e", "-s", path_str(&source), "-t", "[127.0.0.1]:2", "-k", path_str(&key), "-p", path_str(&pid)];
     said_once(&args, "cannot write pid file");
 }
+
+#[test]
+fn an_unknown_protocol_is_refused_with_the_protocols() {
+    for protocol in ["bogus", "both", "Classic", ""] {
+        usage_refused(&with("k", &[("--protocol", protocol)]), "use one of: native, classic");
+    }
+}
+
+#[test]
+fn f_with_g_is_refused_whatever_the_protocol() {
+    for mode in ["-e", "-d"] {
+        for protocol in [None, Some("native"), Some("classic")] {
+            let mut args = with("k", &[]);
+            args[1] = mode;
+            args.extend(["-f", "-g"]);
+            if let Some(protocol) = protocol {
+                args.extend(["--protocol", protocol]);
+            }
+            usage_refused(&args, "cannot be used with");
+        }
+    }
+}
+
+/// Any key file of one byte or more is accepted (with a warning when short); an empty one is refused,
+/// from a file or from standard input, saying so and how to make a key.
+#[test]
+fn an_empty_key_is_refused_with_the_way_to_make_one() {
+    let dir = scratch("empty-key");
+    let key = dir.join("empty.key");
+    std::fs::write(&key, b"").expect("a scratch file");
+    let source = dir.join("s.sock");
+    let message = format!("key file {} is empty", path_str(&key));
+    said_once(&with(path_str(&key), &[("-s", path_str(&source))]), &message);
+    let err = refused(&with(path_str(&key), &[("-s", path_str(&source))]), &message);
+    assert!(err.contains("dd if=/dev/urandom bs=32 count=1"), "{err}");
+
+    let out = run_spiped(&with("-", &[("-s", path_str(&source))]), Some(b""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("spiped: key file - is empty"), "{err}");
+}
