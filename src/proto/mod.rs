@@ -41,6 +41,8 @@
 
 mod aead;
 mod cipher;
+pub mod classic;
+mod crypto;
 mod dh;
 mod error;
 pub mod framing;
