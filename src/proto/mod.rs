@@ -1,6 +1,7 @@
 //! The wire protocols, with no I/O: `docs/PROTOCOL.md` is their specification.
 //!
 //! - [`native`]: spiped-rs's own protocol, Noise NNpsk0 and ChaCha20-Poly1305 records.
+//! - [`classic`]: classic spiped 1.x's, finite-field Diffie-Hellman and AES-CTR + HMAC packets.
 //! - [`framing`]: what both protocols' established connections share: the [`Seal`] and [`Open`] traits
 //!   the I/O shell's pump is generic over, with each protocol's frame geometry.
 //! - `crypto`: the primitives behind seams, one backend per cargo feature.
@@ -46,6 +47,7 @@
 //! # Ok::<(), ProtoError>(())
 //! ```
 
+pub mod classic;
 mod crypto;
 pub mod framing;
 pub mod native;
