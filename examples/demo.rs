@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spiped::proto::Psk;
+use spiped::proto::classic::ForwardSecrecy;
+use spiped::proto::{Protocol, Protocols, Psk};
 use spiped::tunnel::addr::{Addr, SocketSpec, TargetAddrs};
 use spiped::tunnel::stream::TcpOptions;
 use spiped::tunnel::{self, AcceptedOptions, Listener, Mode, Stats, StdListener, Tunnel, bind_tcp};
@@ -92,6 +93,8 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
     let tunnel = Arc::new(Tunnel {
         mode,
         psk: psk.clone(),
+        protocols: Protocols::Only(Protocol::Native),
+        classic: ForwardSecrecy::Offer,
         target: TargetAddrs::new(SocketSpec::Ip(target), vec![Addr::Tcp(target)]),
         bind: None,
         timeout: Duration::from_secs(5),

@@ -61,6 +61,8 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         let tunnel = Arc::new(Tunnel {
             mode: config.mode,
             psk,
+            protocols: config.protocols,
+            classic: config.classic,
             target,
             bind: resolved.bind,
             timeout: config.timeout,

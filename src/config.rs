@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::cli::{Args, UserGroup};
 use crate::key::{self, KeyError};
-use crate::proto::{Protocol, Psk};
+use crate::proto::classic::ForwardSecrecy;
+use crate::proto::{Protocol, Protocols, Psk};
 use crate::tunnel::Mode;
 use crate::tunnel::addr::{Addr, AddrError, SocketSpec};
 
@@ -19,7 +20,7 @@ pub struct Config {
     /// ends that take both, then moves its -e ends from classic to native one by one.
     pub protocols: Protocols,
     /// What -f and -g ask of classic connections; native connections always have forward secrecy.
-    pub classic: ClassicOptions,
+    pub classic: ForwardSecrecy,
     /// The source address as written, for logs and the default pid file.
     pub source_spec: SocketSpec,
     /// The target address as written; a host name is re-resolved.
@@ -50,47 +51,13 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// The wire protocols connections may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocols {
-    /// Exactly this one: always on -e (native unless --protocol classic), and on -d with --protocol.
-    Only(Protocol),
-    /// Either, told apart by the initiator's first bytes: -d without --protocol, so that one -d end
-    /// serves native and classic -e ends at once while a site migrates.
-    Both,
-}
-
-impl Protocols {
-    /// What --protocol (or its absence) means for `mode`: -e speaks native by default, -d accepts both.
-    pub fn for_mode(mode: Mode, protocol: Option<Protocol>) -> Self {
-        match (mode, protocol) {
-            (_, Some(protocol)) => Protocols::Only(protocol),
-            (Mode::Encrypt, None) => Protocols::Only(Protocol::Native),
-            (Mode::Decrypt, None) => Protocols::Both,
-        }
+/// What --protocol (or its absence) means for `mode`: -e speaks native by default, -d accepts both.
+pub fn protocols_for(mode: Mode, protocol: Option<Protocol>) -> Protocols {
+    match (mode, protocol) {
+        (_, Some(protocol)) => Protocols::Only(protocol),
+        (Mode::Encrypt, None) => Protocols::Only(Protocol::Native),
+        (Mode::Decrypt, None) => Protocols::Both,
     }
-
-    /// Whether a connection speaking `protocol` may be made or accepted.
-    pub fn allows(self, protocol: Protocol) -> bool {
-        match self {
-            Protocols::Only(only) => only == protocol,
-            Protocols::Both => true,
-        }
-    }
-}
-
-/// What -f and -g ask of classic connections, with spiped 1.6's meaning. Native connections always
-/// perform an X25519 exchange, so these change nothing there. Never both set: -f with -g is a usage
-/// error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ClassicOptions {
-    /// -f: send y = 1 and skip the Diffie-Hellman computation, as spiped 1.6 does. The session keys
-    /// then depend only on the key and the two nonces (the peer's y^x is 1 too), so the handshake is
-    /// cheaper and the connection has no forward secrecy, whatever the peer does.
-    pub no_pfs: bool,
-    /// -g: refuse a peer whose y is 1 (one using -f), so that every classic connection kept has
-    /// forward secrecy.
-    pub require_pfs: bool,
 }
 
 /// The addresses and key, resolved and read.
@@ -148,7 +115,7 @@ impl Config {
             ));
         }
         let mode = if args.encrypt { Mode::Encrypt } else { Mode::Decrypt };
-        let protocols = Protocols::for_mode(mode, args.protocol.map(Protocol::from));
+        let protocols = protocols_for(mode, args.protocol.map(Protocol::from));
         if args.fast && !protocols.allows(Protocol::Classic) {
             tracing::info!(
                 "-f changes nothing here: native connections always have forward secrecy \
@@ -158,7 +125,11 @@ impl Config {
         Ok(Config {
             mode,
             protocols,
-            classic: ClassicOptions { no_pfs: args.fast, require_pfs: args.require_pfs },
+            classic: match (args.fast, args.require_pfs) {
+                (true, _) => ForwardSecrecy::Skip,
+                (false, true) => ForwardSecrecy::Require,
+                (false, false) => ForwardSecrecy::Offer,
+            },
             pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
             source_spec,
             target_spec,
@@ -275,11 +246,10 @@ mod tests {
 
     #[test]
     fn f_and_g_become_the_classic_options() {
-        assert_eq!(config(&[]).unwrap().classic, ClassicOptions { no_pfs: false, require_pfs: false });
-        assert_eq!(config(&["-f"]).unwrap().classic, ClassicOptions { no_pfs: true, require_pfs: false });
-        assert_eq!(config(&["-g"]).unwrap().classic, ClassicOptions { no_pfs: false, require_pfs: true });
-        let classic = config(&["--protocol", "classic", "-f"]).unwrap().classic;
-        assert_eq!(classic, ClassicOptions { no_pfs: true, require_pfs: false });
+        assert_eq!(config(&[]).unwrap().classic, ForwardSecrecy::Offer);
+        assert_eq!(config(&["-f"]).unwrap().classic, ForwardSecrecy::Skip);
+        assert_eq!(config(&["-g"]).unwrap().classic, ForwardSecrecy::Require);
+        assert_eq!(config(&["--protocol", "classic", "-f"]).unwrap().classic, ForwardSecrecy::Skip);
     }
 
     #[test]

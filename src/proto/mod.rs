@@ -76,3 +76,23 @@ pub enum Protocol {
     /// Classic spiped 1.x's: finite-field Diffie-Hellman, AES-256-CTR and HMAC-SHA256 packets.
     Classic,
 }
+
+/// The wire protocols connections may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// Exactly this one: always on -e (native unless --protocol classic), and on -d with --protocol.
+    Only(Protocol),
+    /// Either, told apart by the initiator's first bytes: -d without --protocol, so that one -d end
+    /// serves native and classic -e ends at once while a site migrates.
+    Both,
+}
+
+impl Protocols {
+    /// Whether a connection speaking `protocol` may be made or accepted.
+    pub fn allows(self, protocol: Protocol) -> bool {
+        match self {
+            Protocols::Only(only) => only == protocol,
+            Protocols::Both => true,
+        }
+    }
+}

@@ -13,12 +13,13 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Tunnel;
 use super::addr::Addr;
-use super::handshake::{Established, HandshakeError, native};
+use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
 use super::unproven::Ticket;
-use crate::proto::{Open, Seal};
+use crate::proto::classic::HandshakeError as ClassicError;
+use crate::proto::{Open, Protocol, Protocols, Seal};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,17 @@ impl ConnError {
             ConnError::Handshake(HandshakeError::Native(_)) => {
                 Some("refused (wrong key, garbage or a replay)")
             }
+            ConnError::Handshake(HandshakeError::Classic(ClassicError::BadMac)) => {
+                Some("classic spiped, refused (wrong key, or altered)")
+            }
+            ConnError::Handshake(HandshakeError::Classic(ClassicError::NoForwardSecrecy)) => {
+                Some("classic spiped with -f, refused under -g")
+            }
+            ConnError::Handshake(HandshakeError::Classic(_)) => {
+                Some("classic spiped, refused (an invalid Diffie-Hellman value)")
+            }
+            ConnError::Handshake(HandshakeError::NotAccepted(_)) => Some("a protocol not accepted here"),
+            ConnError::Handshake(HandshakeError::ClassicTarget) => Some("the target speaks classic spiped"),
             ConnError::Handshake(HandshakeError::Io(_)) => Some("closed by the peer"),
             ConnError::HandshakeTimeout => Some("timed out"),
             ConnError::Evicted => Some("closed to make room"),
@@ -113,7 +125,16 @@ pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> 
 async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result<Summary, ConnError> {
     let setup = async {
         let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
-        let hello = native::initiate(&mut er, &mut ew, &tunnel.psk);
+        let hello = async {
+            match tunnel.protocols {
+                Protocols::Only(Protocol::Classic) => {
+                    classic::initiate(&mut er, &mut ew, &tunnel.psk, tunnel.classic).await.map(Pair::Classic)
+                }
+                Protocols::Only(Protocol::Native) | Protocols::Both => {
+                    native::initiate(&mut er, &mut ew, &tunnel.psk).await.map(Pair::Native)
+                }
+            }
+        };
         match before(Instant::now() + tunnel.timeout, &mut None, hello).await {
             Ok(established) => Ok((established, er, ew)),
             Err(e) => {
@@ -130,27 +151,52 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
             return Err(e);
         }
     };
+    match established {
+        Pair::Native(pair) => encrypted(pair, plain, (er, ew), abort).await,
+        Pair::Classic(pair) => encrypted(pair, plain, (er, ew), abort).await,
+    }
+}
+
+/// `-e`, established: pumps between the client and the target.
+async fn encrypted<S: Seal, O: Open>(
+    established: Established<S, O>,
+    plain: Stream,
+    target: (ReadHalf, WriteHalf),
+    abort: Abort,
+) -> Result<Summary, ConnError> {
     let Established { sealer, opener, first: confirmation, .. } = established;
     // The key confirmation leaves with the client's first bytes when they are already here.
     let sealing = Direction { state: sealer, bytes: confirmation };
     let opening = Direction { state: opener, bytes: Vec::new() };
-    pump(sealing, opening, plain.into_split(), (er, ew), abort).await
+    pump(sealing, opening, plain.into_split(), target, abort).await
 }
 
-/// `-d`: run the handshake as responder within the unproven connections' deadline; only once the
-/// initiator is confirmed, take a `-n` slot and connect to the target.
+/// `-d`: tell the initiator's protocol from its first bytes, run that handshake as responder within
+/// the unproven connections' deadline; only once the initiator has proved the key, take a `-n` slot
+/// and connect to the target.
 async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
     let Admission { unproven, limit, mut abort } = admission;
     let (mut er, mut ew) = encrypted.into_split();
     let deadline = Instant::now() + tunnel.unproven_timeout;
     let proof = async {
         let mut ticket = unproven;
-        let hello = native::answer_hello(&mut er, &mut ew, &tunnel.psk);
-        let unconfirmed = before(deadline, &mut ticket, hello).await?;
-        if let Some(ticket) = &mut ticket {
-            ticket.hello_verified();
+        let (spoken, first) =
+            before(deadline, &mut ticket, handshake::detect(&mut er, tunnel.protocols)).await?;
+        match spoken {
+            Protocol::Native => {
+                let hello = native::answer_hello(&mut er, &mut ew, &tunnel.psk, first);
+                let unconfirmed = before(deadline, &mut ticket, hello).await?;
+                if let Some(ticket) = &mut ticket {
+                    ticket.hello_verified();
+                }
+                let confirmation = native::read_confirmation(&mut er, unconfirmed);
+                before(deadline, &mut ticket, confirmation).await.map(Pair::Native)
+            }
+            Protocol::Classic => {
+                let y = classic::respond(&mut er, &mut ew, &tunnel.psk, tunnel.classic, first);
+                before(deadline, &mut ticket, y).await.map(Pair::Classic)
+            }
         }
-        before(deadline, &mut ticket, native::read_confirmation(&mut er, unconfirmed)).await
         // The ticket drops here: the peer is proven and leaves the unproven connections.
     };
     let proven = unless_stopped(&mut abort, pin!(proof)).await;
@@ -161,7 +207,20 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
-    // The peer is authenticated: only now does it count against -n, and does the service see it.
+    match established {
+        Pair::Native(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
+        Pair::Classic(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
+    }
+}
+
+/// `-d`, the peer authenticated: only now does it count against -n, and does the service see it.
+async fn decrypted<S: Seal, O: Open>(
+    established: Established<S, O>,
+    tunnel: &Tunnel,
+    limit: Option<Arc<Semaphore>>,
+    (er, ew): (ReadHalf, WriteHalf),
+    mut abort: Abort,
+) -> Result<Summary, ConnError> {
     let target = async {
         let permit = take_slot(limit).await;
         Ok((permit, connect_target(tunnel).await?))

@@ -19,7 +19,8 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 pub use connection::Mode;
 pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
 
-use crate::proto::Psk;
+use crate::proto::classic::ForwardSecrecy;
+use crate::proto::{Protocols, Psk};
 use addr::{Addr, TargetAddrs};
 use stream::TcpOptions;
 
@@ -30,6 +31,10 @@ pub struct Tunnel {
     pub mode: Mode,
     /// The shared key.
     pub psk: Psk,
+    /// The protocols connections may use: one on `-e`; one or both on `-d`.
+    pub protocols: Protocols,
+    /// What classic connections do about forward secrecy (`-f`, `-g`).
+    pub classic: ForwardSecrecy,
     /// Where connections go, re-resolved in the background for host names.
     pub target: TargetAddrs,
     /// Local address for outgoing connections (-b).

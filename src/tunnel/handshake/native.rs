@@ -1,16 +1,27 @@
 //! The native handshake over a socket, one driver per role, each returning the established pair.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
 
 use super::{Established, HandshakeError};
 use crate::proto::native::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, Preamble, Responder, Sealer,
+    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, Responder, Sealer,
     Unconfirmed, frame_len,
 };
 use crate::proto::{Psk, RecordError};
 use crate::tunnel::stream::{ReadHalf, WriteHalf};
+
+/// How long a native `-e` end waits for the rest of message 2 after exactly a classic nonce's worth of
+/// it: message 2 comes in one segment, so on a native target this is never waited for.
+pub const CLASSIC_SILENCE: Duration = Duration::from_secs(1);
+
+/// What a classic spiped `-d` end sends unprompted: its nonce.
+const CLASSIC_NONCE_LEN: usize = crate::proto::classic::NONCE_LEN;
+const _: () =
+    assert!(CLASSIC_NONCE_LEN < MSG2_LEN, "a classic nonce is a strict prefix of message 2's length");
 
 /// A native connection, established.
 pub type Native = Established<Sealer, Opener>;
@@ -20,21 +31,41 @@ pub type Native = Established<Sealer, Opener>;
 /// header that asks for more.
 const CONFIRMATION_READ: usize = 256;
 
-/// `-e`: sends the hello, reads message 2, and returns the transport with the key confirmation to send.
+/// `-e`: sends the hello, reads message 2, and returns the pair with the key confirmation to send.
+///
+/// A classic spiped `-d` end sends its 32-byte nonce as soon as it accepts, then waits for more than
+/// our hello holds; a native `-d` end sends its 48-byte message 2 in one piece and only in answer to
+/// the hello. So a target that has sent exactly those 32 bytes and then nothing for
+/// [`CLASSIC_SILENCE`] is taken for classic spiped, and the connection fails at once with a message
+/// that says so, rather than at the timeout.
 ///
 /// # Errors
-/// [`HandshakeError`].
+/// [`HandshakeError`], [`HandshakeError::ClassicTarget`] for a classic spiped target.
 pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Result<Native, HandshakeError> {
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rand::rng()));
     ew.write_all(&hello).await?;
     let mut msg2 = [0u8; MSG2_LEN];
-    er.read_exact(&mut msg2).await?;
+    let mut filled = 0;
+    while filled < MSG2_LEN {
+        let read = er.read(&mut msg2[filled..]);
+        let n = if filled == CLASSIC_NONCE_LEN {
+            timeout(CLASSIC_SILENCE, read).await.map_err(|_| HandshakeError::ClassicTarget)??
+        } else {
+            read.await?
+        };
+        match n {
+            0 if filled == CLASSIC_NONCE_LEN => return Err(HandshakeError::ClassicTarget),
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            n => filled += n,
+        }
+    }
     let mut confirmation = Vec::new();
     let (sealer, opener) = initiator.read_response(&msg2, &mut confirmation)?.split();
     Ok(Established { sealer, opener, first: confirmation, pending: Vec::new() })
 }
 
-/// `-d`, first half: reads the hello and, if it was made with the key, sends message 2. The
+/// `-d`, first half, once [`super::detect`] has read the preamble (`preamble`): reads the rest of the
+/// hello and, if it was made with the key, sends message 2. The
 /// initiator is not authenticated yet: a captured hello can be replayed. [`read_confirmation`] is the
 /// second half.
 ///
@@ -44,8 +75,11 @@ pub async fn answer_hello(
     er: &mut ReadHalf,
     ew: &mut WriteHalf,
     psk: &Psk,
+    preamble: [u8; PREAMBLE_LEN],
 ) -> Result<Unconfirmed, HandshakeError> {
-    let hello = read_hello(er).await?;
+    let mut hello = [0u8; HELLO_LEN];
+    hello[..PREAMBLE_LEN].copy_from_slice(&preamble);
+    er.read_exact(&mut hello[PREAMBLE_LEN..]).await?;
     let (unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rand::rng()))?;
     ew.write_all(&msg2).await?;
     Ok(unconfirmed)
@@ -85,22 +119,4 @@ pub async fn read_confirmation(
             buf.reserve_exact(room - buf.len());
         }
     }
-}
-
-/// Reads the initiator's hello, usually in one read. The preamble is checked as soon as it is in, so a
-/// classic spiped or another protocol is refused at once rather than at the handshake timeout.
-async fn read_hello(er: &mut ReadHalf) -> Result<[u8; HELLO_LEN], HandshakeError> {
-    let mut hello = [0u8; HELLO_LEN];
-    let mut filled = 0;
-    while filled < HELLO_LEN {
-        let n = er.read(&mut hello[filled..]).await?;
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-        }
-        if filled < PREAMBLE_LEN && filled + n >= PREAMBLE_LEN {
-            Preamble::check(hello[..PREAMBLE_LEN].try_into().expect("PREAMBLE_LEN bytes"))?;
-        }
-        filled += n;
-    }
-    Ok(hello)
 }
