@@ -16,10 +16,10 @@ use std::time::Duration;
 use super::eventually;
 
 /// Debian's spiped 1.6 daemon.
-pub const CLASSIC_SPIPED: &str = "/usr/bin/spiped";
+const CLASSIC_SPIPED: &str = "/usr/bin/spiped";
 
 /// Debian's spipe 1.6, the client that pipes standard input and output through one connection.
-pub const CLASSIC_SPIPE: &str = "/usr/bin/spipe";
+const CLASSIC_SPIPE: &str = "/usr/bin/spipe";
 
 /// What `spiped -v` must print for the program at [`CLASSIC_SPIPED`] to be the classic peer.
 const CLASSIC_VERSION: &str = "spiped 1.6";
@@ -40,8 +40,6 @@ pub struct ClassicSpiped {
     child: Child,
     /// Where its standard output and error go.
     pub log: PathBuf,
-    /// The name it was started under, for failure messages.
-    name: String,
 }
 
 impl ClassicSpiped {
@@ -60,7 +58,7 @@ impl ClassicSpiped {
         let mut cmd = Command::new(CLASSIC_SPIPED);
         cmd.arg("-F").args(args).stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let mut spiped = ClassicSpiped { child, log, name: name.to_string() };
+        let mut spiped = ClassicSpiped { child, log };
         eventually(&format!("{name} (spiped 1.6) listens on port {port}"), START_WITHIN, || {
             if let Some(status) = spiped.child.try_wait().unwrap() {
                 panic!("{name} (spiped 1.6) exited with {status}:\n{}", spiped.log_text());
@@ -76,16 +74,6 @@ impl ClassicSpiped {
     /// Everything it has logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// The name it was started under.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 
@@ -147,7 +135,7 @@ pub fn write_file(path: &Path, data: &[u8]) {
 }
 
 /// Whether a socket in the LISTEN state holds `port` on any local address, IPv4 or IPv6.
-pub fn listening(port: u16) -> bool {
+fn listening(port: u16) -> bool {
     let local_suffix = format!(":{port:04X}");
     SOCKET_TABLES.iter().filter_map(|table| std::fs::read_to_string(table).ok()).any(|table| {
         table.lines().skip(1).any(|line| {
