@@ -6,10 +6,10 @@ use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::ends::Pair;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::ends::Pair;
 use crate::support::{Redis, read_until_closed, redis_cli};
 
 /// A PING in Redis's protocol, as a raw client sends it.
