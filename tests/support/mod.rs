@@ -18,6 +18,7 @@
 // kept for tests written against them: connect_when_up, wait_unix and Spiped::start_with_stdin.
 #![allow(dead_code)]
 
+pub mod classic;
 mod cmd;
 mod notify;
 mod pipe;
