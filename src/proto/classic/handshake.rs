@@ -236,8 +236,8 @@ mod tests {
         use ForwardSecrecy::*;
         for (fs_c, fs_s) in [(Skip, Offer), (Offer, Skip), (Skip, Skip)] {
             let exchange = run(fs_c, fs_s, &psk());
-            assert_eq!(&exchange.y_c[..Y_LEN] == &ONE[..], fs_c == Skip);
-            assert_eq!(&exchange.y_s.unwrap()[..Y_LEN] == &ONE[..], fs_s == Skip);
+            assert_eq!(exchange.y_c[..Y_LEN] == ONE[..], fs_c == Skip);
+            assert_eq!(exchange.y_s.unwrap()[..Y_LEN] == ONE[..], fs_s == Skip);
             let (client, server) = exchange.result.unwrap();
             both_ways(client, server);
         }
