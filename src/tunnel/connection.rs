@@ -128,7 +128,9 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
         let hello = async {
             match tunnel.protocols {
                 Protocols::Only(Protocol::Classic) => {
-                    classic::initiate(&mut er, &mut ew, &tunnel.psk, tunnel.classic).await.map(Pair::Classic)
+                    // Boxed, as the classic pump below, to keep native connections' state small.
+                    let hello = Box::pin(classic::initiate(&mut er, &mut ew, &tunnel.psk, tunnel.classic));
+                    hello.await.map(|c| Pair::Classic(Box::new(c)))
                 }
                 Protocols::Only(Protocol::Native) | Protocols::Both => {
                     native::initiate(&mut er, &mut ew, &tunnel.psk).await.map(Pair::Native)
@@ -151,9 +153,10 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
             return Err(e);
         }
     };
+    // The classic pump's state is boxed, so that it does not enlarge every native connection's.
     match established {
         Pair::Native(pair) => encrypted(pair, plain, (er, ew), abort).await,
-        Pair::Classic(pair) => encrypted(pair, plain, (er, ew), abort).await,
+        Pair::Classic(pair) => Box::pin(encrypted(*pair, plain, (er, ew), abort)).await,
     }
 }
 
@@ -193,8 +196,9 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
                 before(deadline, &mut ticket, confirmation).await.map(Pair::Native)
             }
             Protocol::Classic => {
-                let y = classic::respond(&mut er, &mut ew, &tunnel.psk, tunnel.classic, first);
-                before(deadline, &mut ticket, y).await.map(Pair::Classic)
+                // Boxed, as the classic pump below, to keep native connections' state small.
+                let y = Box::pin(classic::respond(&mut er, &mut ew, &tunnel.psk, tunnel.classic, first));
+                before(deadline, &mut ticket, y).await.map(|c| Pair::Classic(Box::new(c)))
             }
         }
         // The ticket drops here: the peer is proven and leaves the unproven connections.
@@ -207,9 +211,10 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
+    // The classic pump's state is boxed, so that it does not enlarge every native connection's.
     match established {
         Pair::Native(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
-        Pair::Classic(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
+        Pair::Classic(pair) => Box::pin(decrypted(*pair, tunnel, limit, (er, ew), abort)).await,
     }
 }
 
