@@ -70,13 +70,13 @@ impl ConnError {
                 Some("refused (wrong key, garbage or a replay)")
             }
             ConnError::Handshake(HandshakeError::Classic(ClassicError::BadMac)) => {
-                Some("classic spiped, refused (wrong key, or altered)")
+                Some("refused as classic spiped (wrong key, or garbage)")
             }
             ConnError::Handshake(HandshakeError::Classic(ClassicError::NoForwardSecrecy)) => {
                 Some("classic spiped with -f, refused under -g")
             }
             ConnError::Handshake(HandshakeError::Classic(_)) => {
-                Some("classic spiped, refused (an invalid Diffie-Hellman value)")
+                Some("refused as classic spiped (an invalid Diffie-Hellman value)")
             }
             ConnError::Handshake(HandshakeError::NotAccepted(_)) => Some("a protocol not accepted here"),
             ConnError::Handshake(HandshakeError::ClassicTarget) => Some("the target speaks classic spiped"),
