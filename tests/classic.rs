@@ -42,5 +42,7 @@ mod redis;
 mod require_pfs;
 #[path = "classic/spipe.rs"]
 mod spipe;
+#[path = "classic/truncation.rs"]
+mod truncation;
 #[path = "classic/wrong_key.rs"]
 mod wrong_key;
