@@ -19,6 +19,8 @@
 //! - `protocol_choice`: our native-only `-d` refusing a classic initiator, and our native `-e` failing
 //!   fast against a classic `-d` with a log line that names `--protocol classic`.
 //! - `fleet`: one of our `-d` ends serving a native and a classic `-e` at once, in front of one Redis.
+//! - `truncation`: a classic stream cut inside a packet reaches the far side as a reset, never a clean
+//!   end (spiped 1.6 passes it on as a clean end), in front of our `-d` and behind our `-e`.
 
 mod support;
 
