@@ -1,13 +1,16 @@
 //! spiped-rs: a secure pipe daemon with spiped's command line and a Noise NNpsk0 + ChaCha20-Poly1305
-//! protocol.
+//! protocol, which also speaks classic spiped 1.x's protocol.
 //!
 //! # Layout
 //! - [`cli`]: the command line (spiped 1.6's options), parsed without I/O.
 //! - [`config`]: arguments to settings: addresses resolved, key read. The only place a flag becomes a value.
 //! - [`key`]: the key file: size and permission checks, hashed into the protocol key.
-//! - [`proto`]: the wire protocol, with no I/O: handshake phases as types, records sealed and opened in
-//!   caller-owned buffers. `docs/PROTOCOL.md` is its specification.
-//! - [`tunnel`]: the I/O shell: addresses, sockets, the accept loop, the per-connection pump.
+//! - [`proto`]: the wire protocols, with no I/O: `native/` and `classic/`, each with its handshake
+//!   phases as types and its frames sealed and opened in caller-owned buffers behind the shared
+//!   `Seal`/`Open` traits; `crypto/` holds the primitives behind seams. `docs/PROTOCOL.md` is the
+//!   specification of both.
+//! - [`tunnel`]: the I/O shell: addresses, sockets, the accept loop, one handshake driver per protocol
+//!   (the `-d` end tells them apart by the first bytes), and the pump, generic over the protocols.
 //! - [`daemon`]: fork after binding, the pid file (locked), the unix socket file it bound, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
 //! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.

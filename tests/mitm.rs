@@ -487,11 +487,12 @@ async fn greet_and_echo(mut stream: TcpStream, greeting: Vec<u8>) -> Seen {
     Seen { data, end }
 }
 
-/// `n` loopback ports nobody listens on right now, all different: [`free_port`] called from lanes
-/// starting at once can hand two of them the same port.
+/// `n` loopback ports nobody listens on right now, all different, for the lanes' daemons: taken before
+/// the lanes start, below the ephemeral range. (Ports bound to 0 and released came from the range the
+/// daemons' own outgoing connections take theirs from, and one was seen taken again before a daemon
+/// could listen on it.)
 fn distinct_free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    (0..n).map(|_| free_port()).collect()
 }
 
 /// `[0, 1, 2, 5]` -> `0-2, 5`.

@@ -63,9 +63,7 @@ fn bad_peers_never_reach_the_target_and_the_daemon_keeps_serving() {
     // Redis saw only our own INFO query.
     assert_eq!(redis.connections_received(), before + 1, "no bad peer reached redis");
     let log = pipe.d.log_text();
-    for expected in
-        ["handshake authentication failed", "does not verify: wrong key", "handshake timed out"]
-    {
+    for expected in ["handshake authentication failed", "does not verify: wrong key", "handshake timed out"] {
         assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
     }
     // And the next good client is served.
