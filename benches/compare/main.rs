@@ -1,6 +1,8 @@
 //! The side-by-side benchmark: a direct path, spiped-rs, Debian's spiped 1.6, stunnel (TLS 1.3) and a
 //! relay floor (two HAProxy processes with no encryption), all on loopback in front of the same
-//! redis-server and iperf3 server, measured in one run.
+//! redis-server and iperf3 server, measured in one run; beside them the classic-wire paths of issue
+//! 12: spiped-rs speaking classic spiped 1.x to itself (spiped-rs-classic), to spiped 1.6's `-d`
+//! (mixed-e), and spiped 1.6's `-e` to spiped-rs's `-d` (mixed-d).
 //!
 //! ```text
 //! cargo bench --bench compare                  # 3 interleaved rounds, idle memory, the flood measure
@@ -12,8 +14,9 @@
 //! Each round takes every measure on every path before the next measure, starting from a different
 //! path each round, so drift hits all paths alike; the table shows medians over rounds. Idle memory
 //! is measured once per path, with fresh ends in front of a sink that holds the connections open.
-//! The flood measure (flood.rs) runs the two spiped paths, each with its `-d` end at the daemon's
-//! defaults, quiet, under a burst of silent connections and under a steady flood of them.
+//! The flood measure (flood.rs) runs the spiped paths (all but mixed-e, whose `-d` end is spiped
+//! 1.6's as on the spiped-1.6 path), each with its `-d` end at the daemon's defaults, quiet, under a
+//! burst of silent connections and under a steady flood of them.
 //! It needs redis-server, redis-tools and iperf3; spiped, stunnel4 and haproxy are compared when
 //! installed.
 //! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` skips it.
@@ -51,8 +54,9 @@ struct Options {
     measures: Measures,
     /// How long each flood condition lasts on each path.
     flood_seconds: u64,
-    /// `--smoke`: a pass that shows every measure runs; a failure on another program's path (a peer
-    /// such as spiped 1.6 missing a connection) is reported but does not fail the run.
+    /// `--smoke`: a pass that shows every measure runs on every path; a failure on a path with
+    /// another program's end (a peer such as spiped 1.6 missing a connection, on the spiped-1.6,
+    /// mixed-e or mixed-d path) is reported but does not fail the run.
     smoke: bool,
 }
 
@@ -93,9 +97,10 @@ impl Measures {
             .collect()
     }
 
-    /// Whether `kind` takes part in any measure asked for: the flood runs only the spiped paths.
+    /// Whether `kind` takes part in any measure asked for: the flood runs only some spiped paths,
+    /// and idle memory not every path.
     fn wants(self, kind: Kind) -> bool {
-        self.bulk || self.redis || self.idle || matches!(kind, Kind::Ours | Kind::Classic)
+        self.bulk || self.redis || (self.idle && kind.idles()) || (self.flood && kind.floods())
     }
 }
 
@@ -217,8 +222,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         for &step in &steps {
             for (kind, to_redis, to_iperf) in &order {
                 if let Err(e) = step.measure(options, to_redis, to_iperf.as_ref(), *kind, &mut results) {
-                    failed.push(format!("{} {}: {e:#}", kind.name(), step.name()));
-                    eprintln!("  {}", failed.last().expect("just pushed"));
+                    fail(&mut failed, *kind, format!("{}: {e:#}", step.name()));
                 }
             }
         }
@@ -227,13 +231,12 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     drop(paths);
 
     for condition in Condition::ALL.into_iter().filter(|_| m.flood) {
-        for &kind in kinds.iter().filter(|k| matches!(k, Kind::Ours | Kind::Classic)) {
+        for &kind in kinds.iter().filter(|k| k.floods()) {
             eprintln!("flood: {} {}, {} s", kind.name(), condition.label(), options.flood_seconds);
             match flood::measure(kind, &env, redis_port, condition, options.flood_seconds) {
                 Ok(run) => results.add_flood(kind, run),
                 Err(e) => {
-                    failed.push(format!("{} flood, {}: {e:#}", kind.name(), condition.label()));
-                    eprintln!("  {}", failed.last().expect("just pushed"));
+                    fail(&mut failed, kind, format!("flood, {}: {e:#}", condition.label()));
                 }
             }
         }
@@ -250,7 +253,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
             "idle memory: at most {most} connections fit the open-file limit of {files}; measuring {idle:?}"
         );
     }
-    for &kind in kinds.iter().filter(|k| **k != Kind::Direct && !idle.is_empty()) {
+    for &kind in kinds.iter().filter(|k| k.idles() && !idle.is_empty()) {
         eprintln!("idle memory: {} at {idle:?} connections", kind.name());
         let sink = Sink::start()?;
         let measured = Pair::start(kind, &env, sink.port, Limits::Unlimited)
@@ -261,8 +264,7 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
                 .zip(per)
                 .for_each(|(n, kib)| results.add(&format!("idle_kib_per_conn_{n}"), kind, kib)),
             Err(e) => {
-                failed.push(format!("{} idle memory: {e:#}", kind.name()));
-                eprintln!("  {}", failed.last().expect("just pushed"));
+                fail(&mut failed, kind, format!("idle memory: {e:#}"));
             }
         }
     }
@@ -279,6 +281,12 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     println!("{}", results.table());
     if results.has_targets() {
         println!("{}", results.targets_table());
+    }
+    if let Some(table) = results.classic_table() {
+        println!("{table}");
+        if results.has_targets() {
+            println!("{}", results.classic_targets_table());
+        }
     }
     if m.flood {
         println!("{}", results.flood_table());
@@ -297,17 +305,26 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     fs::write(&file, serde_json::to_string_pretty(&results.json(about))?)?;
     println!("JSON: {}", file.display());
     if options.smoke {
-        let ours = format!("{} ", Kind::Ours.name());
-        let (fatal, peers): (Vec<_>, Vec<_>) = failed.into_iter().partition(|f| f.starts_with(&ours));
-        for failure in &peers {
-            println!("smoke: a peer's measure failed (not fatal in a smoke run): {failure}");
+        let (fatal, peers): (Vec<_>, Vec<_>) = failed.into_iter().partition(|(kind, _)| kind.all_ours());
+        for (_, failure) in &peers {
+            println!(
+                "smoke: a measure on a path with a peer's end failed (not fatal in a smoke run): {failure}"
+            );
         }
         failed = fatal;
     }
     if !failed.is_empty() {
-        bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), failed.join("\n  "));
+        let lines: Vec<&str> = failed.iter().map(|(_, line)| line.as_str()).collect();
+        bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), lines.join("\n  "));
     }
     Ok(())
+}
+
+/// Records a failed measure on `kind`'s path (`what`: the measure and the error) and says so at once.
+fn fail(failed: &mut Vec<(Kind, String)>, kind: Kind, what: String) {
+    let line = format!("{} {what}", kind.name());
+    eprintln!("  {line}");
+    failed.push((kind, line));
 }
 
 /// The number of cores, and a line naming them, the CPU and the kernel.

@@ -1,4 +1,6 @@
-//! The five ways to reach a target that the benchmark compares, and how each is started.
+//! The ways to reach a target that the benchmark compares, and how each is started: the native
+//! paths (direct, spiped-rs, spiped 1.6, stunnel, a relay) and the classic-wire paths (issue 12),
+//! where spiped-rs speaks classic spiped 1.x to itself or to Debian's spiped 1.6.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,26 +18,71 @@ pub enum Kind {
     /// An `-e` end and a `-d` end of this project's `spiped`.
     Ours,
     /// The same with Debian's classic spiped 1.6.
-    Classic,
+    Spiped16,
     /// A stunnel client and server, TLS 1.3 with a verified P-256 certificate.
     Stunnel,
     /// Two HAProxy processes relaying TCP with no encryption at all: the floor, what two extra
     /// processes on the path cost this machine before any cryptography.
     Relay,
+    /// This project's `-e --protocol classic` to its own `-d` (which accepts both protocols): the
+    /// classic wire with our code at both ends.
+    OursClassic,
+    /// This project's `-e --protocol classic` to spiped 1.6's `-d`: a `-e` host upgraded first.
+    MixedE,
+    /// spiped 1.6's `-e` to this project's `-d`: a `-d` host upgraded first, as docs/migrating.md
+    /// advises.
+    MixedD,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Direct, Kind::Ours, Kind::Classic, Kind::Stunnel, Kind::Relay];
+    pub const ALL: [Kind; 8] = [
+        Kind::Direct,
+        Kind::Ours,
+        Kind::Spiped16,
+        Kind::Stunnel,
+        Kind::Relay,
+        Kind::OursClassic,
+        Kind::MixedE,
+        Kind::MixedD,
+    ];
 
     /// The column heading and JSON key.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Direct => "direct",
             Kind::Ours => "spiped-rs",
-            Kind::Classic => "spiped-1.6",
+            Kind::Spiped16 => "spiped-1.6",
             Kind::Stunnel => "stunnel",
             Kind::Relay => "relay",
+            Kind::OursClassic => "spiped-rs-classic",
+            Kind::MixedE => "mixed-e",
+            Kind::MixedD => "mixed-d",
         }
+    }
+
+    /// Whether the path carries the classic spiped 1.x protocol: the paths issue 12's targets and
+    /// the classic table compare with spiped 1.6 at both ends.
+    pub fn classic_wire(self) -> bool {
+        matches!(self, Kind::Spiped16 | Kind::OursClassic | Kind::MixedE | Kind::MixedD)
+    }
+
+    /// Whether both ends are this project's: a failure there is ours, even in a smoke run.
+    pub fn all_ours(self) -> bool {
+        matches!(self, Kind::Ours | Kind::OursClassic)
+    }
+
+    /// Whether the flood measure runs the path. The attacker is silent, so it meets the `-d` end
+    /// the same whatever the protocol; what differs is the `-d` end and the legitimate client's
+    /// protocol. mixed-e is left out: its `-d` end is spiped 1.6's, as on the spiped-1.6 path.
+    pub fn floods(self) -> bool {
+        matches!(self, Kind::Ours | Kind::Spiped16 | Kind::OursClassic | Kind::MixedD)
+    }
+
+    /// Whether the idle-memory measure runs the path. The mixed paths are left out: their figure
+    /// would be one end of spiped-rs-classic's plus one of spiped-1.6's, and opening 9,700
+    /// connections through a spiped 1.6 end takes about 15 minutes.
+    pub fn idles(self) -> bool {
+        !matches!(self, Kind::Direct | Kind::MixedE | Kind::MixedD)
     }
 }
 
@@ -92,7 +139,9 @@ impl Env {
     /// Whether the programs for `kind` are installed, and if not, what to install.
     pub fn missing(&self, kind: Kind) -> Option<&'static str> {
         match kind {
-            Kind::Classic if self.classic.is_none() => Some("spiped (Debian's classic spiped 1.6)"),
+            Kind::Spiped16 | Kind::MixedE | Kind::MixedD if self.classic.is_none() => {
+                Some("spiped (Debian's classic spiped 1.6)")
+            }
             Kind::Stunnel if self.stunnel.is_none() => Some("stunnel4"),
             Kind::Relay if self.haproxy.is_none() => Some("haproxy"),
             _ => None,
@@ -131,14 +180,19 @@ impl Pair {
         let [front, middle] = free_ports(2)?[..] else { unreachable!() };
         let (d, e) = match kind {
             Kind::Direct => return Ok(Self { port: target, server_port: target, ends: Vec::new() }),
-            Kind::Ours | Kind::Classic => {
-                let binary = if kind == Kind::Ours {
-                    &env.ours
-                } else {
-                    env.classic.as_ref().context("no spiped 1.6")?
+            Kind::Ours | Kind::Spiped16 | Kind::OursClassic | Kind::MixedE | Kind::MixedD => {
+                let classic = || env.classic.as_deref().context("no spiped 1.6");
+                let (d, e) = match kind {
+                    Kind::Ours | Kind::OursClassic => (env.ours.as_path(), env.ours.as_path()),
+                    Kind::MixedE => (classic()?, env.ours.as_path()),
+                    Kind::MixedD => (env.ours.as_path(), classic()?),
+                    _ => (classic()?, classic()?),
                 };
-                let d = spiped(env, binary, "-d", limits, middle, target);
-                (d, spiped(env, binary, "-e", Limits::Unlimited, front, middle))
+                let mut e = spiped(env, e, "-e", Limits::Unlimited, front, middle);
+                if matches!(kind, Kind::OursClassic | Kind::MixedE) {
+                    e.args(["--protocol", "classic"]);
+                }
+                (spiped(env, d, "-d", limits, middle, target), e)
             }
             Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
             Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
@@ -157,7 +211,8 @@ impl Pair {
     }
 }
 
-/// A spiped end (ours or classic: the command lines are the same).
+/// A spiped end (ours or classic: the command lines are the same). Our `-d` end is left at its
+/// default, accepting both protocols, as a site migrating from spiped 1.6 runs it.
 fn spiped(env: &Env, binary: &Path, mode: &str, limits: Limits, source: u16, target: u16) -> Command {
     let mut cmd = Command::new(binary);
     cmd.args(["-F", mode]);

@@ -1,5 +1,5 @@
-//! Samples, their medians, the ratio table, the targets from issue 6, the flood goal from issue 11,
-//! and the JSON record.
+//! Samples, their medians, the ratio tables (the native paths, and the classic-wire paths against
+//! spiped 1.6), the targets from issues 6 and 12, the flood goal from issue 11, and the JSON record.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -64,6 +64,15 @@ fn describe_redis(key: &str) -> (String, bool) {
         higher,
     )
 }
+
+/// The paths the native table shows, in its column order.
+const NATIVE_TABLE: [Kind; 5] = [Kind::Direct, Kind::Ours, Kind::Spiped16, Kind::Stunnel, Kind::Relay];
+
+/// The paths the classic-wire table shows, in its column order.
+const CLASSIC_TABLE: [Kind; 4] = [Kind::Spiped16, Kind::OursClassic, Kind::MixedE, Kind::MixedD];
+
+/// The bulk measures, one each way.
+const BULK: [&str; 2] = ["bulk_up_gbit_s", "bulk_down_gbit_s"];
 
 fn median(samples: &[f64]) -> Option<f64> {
     let mut v = samples.to_vec();
@@ -146,53 +155,88 @@ impl Results {
         }
     }
 
-    /// The medians as a table, with spiped-rs's ratios against the others.
+    /// The native paths' medians as a table, with spiped-rs's ratios against the others.
     pub fn table(&self) -> String {
-        let others: Vec<Kind> = self.kinds.iter().copied().filter(|k| *k != Kind::Ours).collect();
-        let mut out = format!("{:<42}", "measure (median)");
-        for kind in &self.kinds {
-            write!(out, "{:>11}", kind.name()).unwrap();
+        let kinds: Vec<Kind> = self.kinds.iter().copied().filter(|k| NATIVE_TABLE.contains(k)).collect();
+        let ratios: Vec<(Kind, Kind, String)> = kinds
+            .iter()
+            .filter(|k| **k != Kind::Ours)
+            .map(|k| (Kind::Ours, *k, format!("rs/{}", k.name().trim_end_matches("-1.6"))))
+            .collect();
+        self.grid(&kinds, &ratios)
+    }
+
+    /// The classic-wire paths' medians, each path's ratio against spiped 1.6 at both ends, and the
+    /// classic wire's against spiped-rs's native one; `None` when no classic-wire path of ours ran.
+    pub fn classic_table(&self) -> Option<String> {
+        let kinds: Vec<Kind> = CLASSIC_TABLE.into_iter().filter(|k| self.kinds.contains(k)).collect();
+        if !kinds.iter().any(|k| matches!(k, Kind::OursClassic | Kind::MixedE | Kind::MixedD)) {
+            return None;
         }
-        for kind in &others {
-            write!(out, "{:>12}", format!("rs/{}", kind.name().trim_end_matches("-1.6"))).unwrap();
+        let mut ratios: Vec<(Kind, Kind, String)> = [
+            (Kind::OursClassic, "classic/1.6"),
+            (Kind::MixedE, "mixed-e/1.6"),
+            (Kind::MixedD, "mixed-d/1.6"),
+        ]
+        .into_iter()
+        .map(|(kind, heading)| (kind, Kind::Spiped16, heading.to_owned()))
+        .collect();
+        ratios.push((Kind::OursClassic, Kind::Ours, "classic/rs".to_owned()));
+        ratios.retain(|(kind, other, _)| self.kinds.contains(kind) && self.kinds.contains(other));
+        Some(self.grid(&kinds, &ratios))
+    }
+
+    /// A table of the medians of `kinds`, then the ratio `a / b` for each `(a, b, heading)` of
+    /// `ratios`; a row only for the measures taken on at least one of `kinds`.
+    fn grid(&self, kinds: &[Kind], ratios: &[(Kind, Kind, String)]) -> String {
+        let width = |kind: &Kind| kind.name().len().max(10) + 1;
+        let mut out = format!("{:<42}", "measure (median)");
+        for kind in kinds {
+            write!(out, "{:>w$}", kind.name(), w = width(kind)).unwrap();
+        }
+        for (_, _, heading) in ratios {
+            write!(out, "{heading:>12}").unwrap();
         }
         out.push('\n');
         for metric in &self.metrics {
-            write!(out, "{:<42}", describe(&metric.key).0).unwrap();
-            for kind in &self.kinds {
-                let shown = |v: f64| if flood::is_count(&metric.key) { format!("{v:.0}") } else { figure(v) };
-                write!(out, "{:>11}", self.median(&metric.key, *kind).map_or("-".into(), shown)).unwrap();
+            if !kinds.iter().any(|k| metric.samples.contains_key(k.name())) {
+                continue;
             }
-            for kind in &others {
-                write!(
-                    out,
-                    "{:>12}",
-                    self.ratio(&metric.key, *kind).map_or("-".into(), |r| format!("{r:.2}x"))
-                )
-                .unwrap();
+            write!(out, "{:<42}", describe(&metric.key).0).unwrap();
+            for kind in kinds {
+                let shown = |v: f64| if flood::is_count(&metric.key) { format!("{v:.0}") } else { figure(v) };
+                let median = self.median(&metric.key, *kind).map_or("-".into(), shown);
+                write!(out, "{median:>w$}", w = width(kind)).unwrap();
+            }
+            for (kind, other, _) in ratios {
+                let ratio = self.ratio_of(&metric.key, *kind, *other);
+                write!(out, "{:>12}", ratio.map_or("-".into(), |r| format!("{r:.2}x"))).unwrap();
             }
             out.push('\n');
         }
         out
     }
 
+    /// The worst over `keys` of the ratio `kind / other` (the lowest where higher is better), when
+    /// every key has one.
+    fn worst(&self, keys: &[&str], kind: Kind, other: Kind, higher: bool) -> Option<f64> {
+        let ratios: Option<Vec<f64>> = keys.iter().map(|k| self.ratio_of(k, kind, other)).collect();
+        let ratios = ratios.filter(|r| !r.is_empty())?.into_iter();
+        Some(if higher { ratios.fold(f64::INFINITY, f64::min) } else { ratios.fold(0.0, f64::max) })
+    }
+
     /// Issue 6's targets, each with spiped-rs's ratio and the same ratio for the unencrypted relay.
     pub fn targets(&self) -> Vec<Target> {
         let idle: Vec<&str> =
             self.metrics.iter().map(|m| m.key.as_str()).filter(|k| k.starts_with("idle_kib")).collect();
-        let bulk = ["bulk_up_gbit_s", "bulk_down_gbit_s"];
         let target = |what, keys: &[&str], other, goal, higher| {
-            let worst = |kind| {
-                let ratios: Option<Vec<f64>> = keys.iter().map(|k| self.ratio_of(k, kind, other)).collect();
-                let ratios = ratios.filter(|r| !r.is_empty())?.into_iter();
-                Some(if higher { ratios.fold(f64::INFINITY, f64::min) } else { ratios.fold(0.0, f64::max) })
-            };
-            Target { what, ours: worst(Kind::Ours), relay: worst(Kind::Relay), goal, higher }
+            let worst = |kind| self.worst(keys, kind, other, higher);
+            Target { what, ours: worst(Kind::Ours), beside: vec![worst(Kind::Relay)], goal, higher }
         };
         vec![
-            target("bulk throughput, both directions, vs spiped 1.6", &bulk, Kind::Classic, 6.0, true),
-            target("bulk throughput, both directions, vs stunnel", &bulk, Kind::Stunnel, 2.0, true),
-            target("new connections/s vs spiped 1.6", &["new_conns_per_s"], Kind::Classic, 12.0, true),
+            target("bulk throughput, both directions, vs spiped 1.6", &BULK, Kind::Spiped16, 6.0, true),
+            target("bulk throughput, both directions, vs stunnel", &BULK, Kind::Stunnel, 2.0, true),
+            target("new connections/s vs spiped 1.6", &["new_conns_per_s"], Kind::Spiped16, 12.0, true),
             target(
                 "redis SET and GET, 50 clients, vs direct",
                 &["set_50_rps", "get_50_rps"],
@@ -203,38 +247,45 @@ impl Results {
             target(
                 "added p50 latency, 1 client, vs spiped 1.6's",
                 &["added_p50_us"],
-                Kind::Classic,
+                Kind::Spiped16,
                 0.5,
                 false,
             ),
-            target("idle memory per connection vs spiped 1.6", &idle, Kind::Classic, 0.5, false),
+            target("idle memory per connection vs spiped 1.6", &idle, Kind::Spiped16, 0.5, false),
+        ]
+    }
+
+    /// Issue 12's targets for the classic wire, spiped-rs at both ends against spiped 1.6 at both
+    /// ends, each beside the same ratio for the two mixed paths (which no target binds: one of their
+    /// ends is spiped 1.6's).
+    pub fn classic_targets(&self) -> Vec<Target> {
+        let target = |what, keys: &[&str], goal| {
+            let worst = |kind| self.worst(keys, kind, Kind::Spiped16, true);
+            let beside = vec![worst(Kind::MixedE), worst(Kind::MixedD)];
+            Target { what, ours: worst(Kind::OursClassic), beside, goal, higher: true }
+        };
+        vec![
+            target("classic-wire bulk, both directions, vs spiped 1.6", &BULK, 3.0),
+            target("classic-wire new connections/s vs spiped 1.6", &["new_conns_per_s"], 2.0),
         ]
     }
 
     /// The targets, met or not, next to what the relay with no encryption reaches on the same ratio:
     /// where the relay misses a goal too, no two-process tunnel meets it on this machine.
     pub fn targets_table(&self) -> String {
-        let mut out = String::from(
-            "target (issue 6)                                      measured    goal   met   relay (no crypto)\n",
-        );
-        let shown = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
-        for t in self.targets() {
-            let met = t.ours.map_or("-", |v| if t.meets(v) { "yes" } else { "no" });
-            let relay = t.relay.map_or("-".into(), |v| {
-                format!("{} ({})", shown(Some(v)), if t.meets(v) { "meets" } else { "misses" })
-            });
-            let bound = if t.higher { ">=" } else { "<=" };
-            writeln!(out, "{:<52}{:>10} {bound}{:>4}x {met:>5}   {relay}", t.what, shown(t.ours), t.goal)
-                .unwrap();
-        }
-        out
+        targets_table("target (issue 6)", &["relay (no crypto)"], &self.targets())
+    }
+
+    /// Issue 12's targets, met or not, next to the mixed paths' ratios.
+    pub fn classic_targets_table(&self) -> String {
+        targets_table("target (issue 12)", &["mixed-e", "mixed-d"], &self.classic_targets())
     }
 
     /// Issue 11's goal for each flood run, met or not, with how the failed connections failed.
     pub fn flood_table(&self) -> String {
         let mut out = format!(
             "goal (issue 11): every legitimate connection answered, median setup < {GOAL_MEDIAN_MS} ms\n\
-             {:<16}{:<13}{:>10}{:>11}{:>11}{:>6}   failed\n",
+             {:<16}{:<19}{:>10}{:>11}{:>11}{:>6}   failed\n",
             "condition", "path", "answered", "p50 ms", "p99 ms", "met"
         );
         for condition in Condition::ALL {
@@ -243,7 +294,7 @@ impl Results {
                 let failed: Vec<String> =
                     run.failures().iter().map(|(how, n)| format!("{n} {how}")).collect();
                 let row = format!(
-                    "{:<16}{:<13}{:>10}{:>11}{:>11}{:>6}   {}",
+                    "{:<16}{:<19}{:>10}{:>11}{:>11}{:>6}   {}",
                     condition.label(),
                     kind.name(),
                     format!("{}/{}", run.answered(), run.tried()),
@@ -273,16 +324,31 @@ impl Results {
                     .filter(|k| **k != Kind::Ours)
                     .map(|k| (format!("spiped-rs/{}", k.name()), self.ratio(&m.key, *k)))
                     .collect();
+                let vs_spiped: BTreeMap<&str, Option<f64>> = self
+                    .kinds
+                    .iter()
+                    .filter(|k| k.classic_wire() && **k != Kind::Spiped16)
+                    .map(|k| (k.name(), self.ratio_of(&m.key, *k, Kind::Spiped16)))
+                    .collect();
                 json!({ "key": m.key, "label": label, "higher_is_better": higher, "samples": m.samples,
-                        "median": medians, "ratio": ratios })
+                        "median": medians, "ratio": ratios, "ratio_to_spiped_1_6": vs_spiped })
             })
             .collect();
         let targets: Vec<Value> = self
             .targets()
             .into_iter()
             .map(|t| {
-                json!({ "target": t.what, "ratio": t.ours, "relay_ratio": t.relay, "goal": t.goal,
+                json!({ "target": t.what, "ratio": t.ours, "relay_ratio": t.beside[0], "goal": t.goal,
                              "higher_is_better": t.higher })
+            })
+            .collect();
+        let classic_targets: Vec<Value> = self
+            .classic_targets()
+            .into_iter()
+            .map(|t| {
+                json!({ "target": t.what, "path": Kind::OursClassic.name(), "ratio": t.ours,
+                        "mixed_e_ratio": t.beside[0], "mixed_d_ratio": t.beside[1], "goal": t.goal,
+                        "higher_is_better": t.higher })
             })
             .collect();
         let floods: Vec<Value> = self
@@ -294,19 +360,47 @@ impl Results {
                 value
             })
             .collect();
-        json!({ "about": about, "metrics": metrics, "targets": targets, "flood": floods,
+        json!({ "about": about, "metrics": metrics, "targets": targets,
+                "classic_targets": classic_targets, "flood": floods,
                 "flood_goal": { "all_answered": true, "median_setup_ms_below": GOAL_MEDIAN_MS } })
     }
 }
 
-/// One of issue 6's targets: a ratio's goal, and what spiped-rs and the relay measured on it.
+/// A targets table headed `title`: each target's measured ratio, its goal, whether it is met, and the
+/// same ratio for each of the paths `beside` names, with whether that path would meet it.
+fn targets_table(title: &str, beside: &[&str], targets: &[Target]) -> String {
+    let mut out = format!("{title:<54}measured    goal   met");
+    for heading in beside {
+        write!(out, "   {heading:<16}").unwrap();
+    }
+    out = out.trim_end().to_owned();
+    out.push('\n');
+    let shown = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
+    for t in targets {
+        let met = t.ours.map_or("-", |v| if t.meets(v) { "yes" } else { "no" });
+        let bound = if t.higher { ">=" } else { "<=" };
+        let mut row = format!("{:<52}{:>10} {bound}{:>4}x {met:>5}", t.what, shown(t.ours), t.goal);
+        for ratio in &t.beside {
+            let other = ratio.map_or("-".into(), |v| {
+                format!("{} ({})", shown(Some(v)), if t.meets(v) { "meets" } else { "misses" })
+            });
+            write!(row, "   {other:<16}").unwrap();
+        }
+        writeln!(out, "{}", row.trim_end()).unwrap();
+    }
+    out
+}
+
+/// One target of issue 6 or 12: a ratio's goal, what spiped-rs measured on it, and the same ratio
+/// for paths to read it against.
 pub struct Target {
     /// The target's wording, as in the issue.
     what: &'static str,
     /// spiped-rs's ratio (the worst of the measures the target covers).
     ours: Option<f64>,
-    /// The same ratio for the relay with no encryption.
-    relay: Option<f64>,
+    /// The same ratio for the paths the table shows beside: the relay with no encryption for issue
+    /// 6, the mixed paths for issue 12.
+    beside: Vec<Option<f64>>,
     /// The bound the ratio must reach.
     goal: f64,
     /// Whether the ratio must be at least `goal` (else at most).
