@@ -128,9 +128,9 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
         let hello = async {
             match tunnel.protocols {
                 Protocols::Only(Protocol::Classic) => {
-                    // Boxed, as the classic pump below, to keep native connections' state small.
+                    // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
                     let hello = Box::pin(classic::initiate(&mut er, &mut ew, &tunnel.psk, tunnel.classic));
-                    hello.await.map(|c| Pair::Classic(Box::new(c)))
+                    hello.await.map(Pair::Classic)
                 }
                 Protocols::Only(Protocol::Native) | Protocols::Both => {
                     native::initiate(&mut er, &mut ew, &tunnel.psk).await.map(Pair::Native)
@@ -153,10 +153,9 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result
             return Err(e);
         }
     };
-    // The classic pump's state is boxed, so that it does not enlarge every native connection's.
     match established {
         Pair::Native(pair) => encrypted(pair, plain, (er, ew), abort).await,
-        Pair::Classic(pair) => Box::pin(encrypted(*pair, plain, (er, ew), abort)).await,
+        Pair::Classic(pair) => encrypted(pair, plain, (er, ew), abort).await,
     }
 }
 
@@ -196,9 +195,9 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
                 before(deadline, &mut ticket, confirmation).await.map(Pair::Native)
             }
             Protocol::Classic => {
-                // Boxed, as the classic pump below, to keep native connections' state small.
+                // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
                 let y = Box::pin(classic::respond(&mut er, &mut ew, &tunnel.psk, tunnel.classic, first));
-                before(deadline, &mut ticket, y).await.map(|c| Pair::Classic(Box::new(c)))
+                before(deadline, &mut ticket, y).await.map(Pair::Classic)
             }
         }
         // The ticket drops here: the peer is proven and leaves the unproven connections.
@@ -211,10 +210,9 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
-    // The classic pump's state is boxed, so that it does not enlarge every native connection's.
     match established {
         Pair::Native(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
-        Pair::Classic(pair) => Box::pin(decrypted(*pair, tunnel, limit, (er, ew), abort)).await,
+        Pair::Classic(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
     }
 }
 

@@ -24,8 +24,8 @@ impl Transport {
     /// The session from our direction's keys and the peer's.
     pub(super) fn new(ours: &DirectionKeys, theirs: &DirectionKeys) -> Self {
         Transport {
-            sealer: Sealer { keys: PacketKeys::new(ours), ended: false },
-            opener: Opener { keys: PacketKeys::new(theirs), failed: false },
+            sealer: Sealer { keys: Box::new(PacketKeys::new(ours)), ended: false },
+            opener: Opener { keys: Box::new(PacketKeys::new(theirs)), failed: false },
         }
     }
 
@@ -78,8 +78,9 @@ impl PacketKeys {
 
 /// The sending direction: stream data into packets.
 pub struct Sealer {
-    /// The keys and the packet number.
-    keys: PacketKeys,
+    /// The keys and the packet number, on the heap: the expanded keys are 600 bytes, and the I/O
+    /// shell moves a sealer through several layers of its connection's state.
+    keys: Box<PacketKeys>,
     /// Set by [`Seal::seal_end`]: the FIN follows, and no packet may.
     ended: bool,
 }
@@ -152,8 +153,8 @@ impl fmt::Debug for Sealer {
 
 /// The receiving direction: packets back into stream data, in place.
 pub struct Opener {
-    /// The keys and the packet number.
-    keys: PacketKeys,
+    /// The keys and the packet number, on the heap, as the sealer's.
+    keys: Box<PacketKeys>,
     /// Set by the first refused packet: the direction is dead.
     failed: bool,
 }

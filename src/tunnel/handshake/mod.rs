@@ -76,9 +76,8 @@ pub struct Established<S, O> {
 pub enum Pair {
     /// spiped-rs's native protocol.
     Native(native::Native),
-    /// Classic spiped 1.x's: its keys (AES key schedules, HMAC states) are 15 times the native ones,
-    /// so they live on the heap rather than in every connection's state.
-    Classic(Box<classic::Classic>),
+    /// Classic spiped 1.x's.
+    Classic(classic::Classic),
 }
 
 /// `-d`: reads the initiator's first [`PREAMBLE_LEN`] bytes and tells its protocol from them: the
