@@ -9,9 +9,10 @@
 //!
 //! Nothing in this module touches a socket, a file or a clock (but for [`init_backends`], which the
 //! daemon calls once at start-up so that OpenSSL reads its configuration then). Randomness arrives as
-//! an [`EphemeralKey`] the caller made; bytes arrive in caller-owned buffers; bytes to send are
-//! appended to caller-owned vectors. Both ends can therefore be driven in memory, deterministically, by tests,
-//! benchmarks and fuzzers, and the daemon's I/O shell only moves bytes.
+//! values the caller made (an [`EphemeralKey`](native::EphemeralKey), a classic
+//! [`DhPrivate`](classic::DhPrivate) and nonces); bytes arrive in caller-owned buffers; bytes to send
+//! are appended to caller-owned vectors. Both ends can therefore be driven in memory,
+//! deterministically, by tests, benchmarks and fuzzers, and the daemon's I/O shell only moves bytes.
 //!
 //! Each phase of a native connection is a type, consumed into the next:
 //!
@@ -20,9 +21,10 @@
 //! responder (-d):  read the preamble, Responder::accept ──response──▶ Unconfirmed::confirm ──▶ Transport
 //! ```
 //!
-//! A [`Transport`] splits into a [`Sealer`] for the sending direction and an [`Opener`] for the
-//! receiving one, so that each direction can be pumped by its own task. Nothing here panics on bytes
-//! from a peer: every malformed input is a [`native::ProtoError`] or a [`RecordError`].
+//! A [`Transport`](native::Transport) splits into a [`Sealer`](native::Sealer) for the sending
+//! direction and an [`Opener`](native::Opener) for the receiving one, so that each direction can be
+//! pumped by its own task. Nothing here panics on bytes from a peer: every malformed input is a
+//! [`native::ProtoError`], a [`classic::HandshakeError`] or a [`RecordError`].
 //!
 //! ```
 //! use spiped::proto::native::{Confirm, EphemeralKey, Initiator, ProtoError, Responder};

@@ -206,7 +206,7 @@ impl Open for Opener {
     /// hold a whole record yet: read more and call again with the bytes appended.
     ///
     /// # Errors
-    /// Every [`ProtoError`] a record can cause; the direction is then dead and every later call fails.
+    /// Every [`RecordError`] a record can cause; the direction is then dead and every later call fails.
     fn open<'a>(&mut self, buf: &'a mut [u8]) -> Result<Option<Opened<'a>>, RecordError> {
         match self.state {
             OpenerState::Failed => return Err(RecordError::Failed),
