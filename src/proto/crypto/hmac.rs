@@ -34,9 +34,9 @@ pub(crate) fn pbkdf2_sha256_once(password: &[u8], salt: &[u8], out: &mut [u8]) {
     let prf = Backend::new(password);
     for (i, block) in out.chunks_mut(TAG_LEN).enumerate() {
         let index = u32::try_from(i + 1).expect("classic spiped derives at most 128 bytes");
-        let mut t = zeroize::Zeroizing::new(prf.mac(&[salt, &index.to_be_bytes()]));
+        // Cleared when it goes out of scope: a block of key material.
+        let t = zeroize::Zeroizing::new(prf.mac(&[salt, &index.to_be_bytes()]));
         block.copy_from_slice(&t[..block.len()]);
-        zeroize::Zeroize::zeroize(&mut *t);
     }
 }
 

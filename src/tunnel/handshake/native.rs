@@ -65,9 +65,8 @@ pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Resul
 }
 
 /// `-d`, first half, once [`super::detect`] has read the preamble (`preamble`): reads the rest of the
-/// hello and, if it was made with the key, sends message 2. The
-/// initiator is not authenticated yet: a captured hello can be replayed. [`read_confirmation`] is the
-/// second half.
+/// hello and, if it was made with the key, sends message 2. The initiator is not authenticated yet: a
+/// captured hello can be replayed. [`read_confirmation`] is the second half.
 ///
 /// # Errors
 /// [`HandshakeError`].
