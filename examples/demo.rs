@@ -13,7 +13,7 @@ use spiped::proto::classic::ForwardSecrecy;
 use spiped::proto::{Protocol, Protocols, Psk};
 use spiped::tunnel::addr::{Addr, SocketSpec, TargetAddrs};
 use spiped::tunnel::stream::TcpOptions;
-use spiped::tunnel::{self, AcceptedOptions, Listener, Mode, Stats, StdListener, Tunnel, bind_tcp};
+use spiped::tunnel::{self, AcceptedOptions, Dialer, Listener, Mode, Stats, StdListener, Tunnel, bind_tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -95,13 +95,15 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
         psk: psk.clone(),
         protocols: Protocols::Only(Protocol::Native),
         classic: ForwardSecrecy::Offer,
-        target: TargetAddrs::new(SocketSpec::Ip(target), vec![Addr::Tcp(target)]),
-        bind: None,
-        timeout: Duration::from_secs(5),
+        dialer: Dialer {
+            target: TargetAddrs::new(SocketSpec::Ip(target), vec![Addr::Tcp(target)]),
+            bind: None,
+            timeout: Duration::from_secs(5),
+            tcp,
+        },
         unproven_timeout: tunnel::UNPROVEN_TIMEOUT,
         max_connections: 0,
         max_unproven: tunnel::MAX_UNPROVEN,
-        tcp,
         stats: Stats::default(),
     });
     tokio::spawn(tunnel::run(listener, tunnel, std::future::pending(), std::future::pending()));

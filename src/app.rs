@@ -11,7 +11,7 @@ use crate::daemon;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
-use crate::tunnel::{self, AcceptedOptions, Listener, Stats, StdListener, Stopped, Tunnel};
+use crate::tunnel::{self, AcceptedOptions, Dialer, Listener, Stats, StdListener, Stopped, Tunnel};
 
 /// Runs the daemon until it is told to stop; says whether it drained or was stopped at once.
 ///
@@ -63,13 +63,10 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
             psk,
             protocols: config.protocols,
             classic: config.classic,
-            target,
-            bind: resolved.bind,
-            timeout: config.timeout,
+            dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },
             unproven_timeout: config.timeout.min(tunnel::UNPROVEN_TIMEOUT),
             max_connections: config.max_connections,
             max_unproven: tunnel::unproven_cap(file_limit),
-            tcp,
             stats: Stats::default(),
         });
         let (first, second) =

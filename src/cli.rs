@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, ArgGroup, Parser, ValueEnum};
 
 use crate::proto::Protocol;
@@ -203,6 +204,19 @@ impl Args {
     }
 }
 
+/// The first line of clap's message, without its `error: `, plus the accepted values when clap knows them (its own later
+/// lines, which list them, are not printed).
+pub fn clap_reason(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+    match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) if e.kind() == ErrorKind::InvalidValue => {
+            format!("{first}; use one of: {}", valid.join(", "))
+        }
+        _ => first,
+    }
+}
+
 /// A number of seconds between 0 and [`MAX_SECONDS`]; refuses NaN, infinities and negatives.
 fn seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
@@ -213,7 +227,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 }
 
 /// `-o`: at least [`MIN_TIMEOUT`].
-fn timeout_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn timeout_seconds(s: &str) -> Result<Duration, String> {
     let v = seconds(s)?;
     if v < MIN_TIMEOUT.as_secs_f64() {
         return Err(format!("the timeout must be at least {} s", MIN_TIMEOUT.as_secs_f64()));

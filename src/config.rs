@@ -168,14 +168,8 @@ impl Config {
     /// [`ConfigError::Key`].
     pub fn load_key(&self) -> Result<Psk, ConfigError> {
         let loaded = key::load(&self.key_file)?;
-        if let Some(mode) = loaded.too_open {
-            tracing::warn!(
-                "key file {} is readable by others (mode {mode:o}); chmod 600 it",
-                self.key_file.display()
-            );
-        }
-        if let Some(len) = loaded.short {
-            tracing::warn!("{}", short_key_warning(&self.key_file, len));
+        for warning in loaded.warnings(&self.key_file) {
+            tracing::warn!("{warning}");
         }
         Ok(loaded.psk)
     }
@@ -192,19 +186,6 @@ impl Config {
             }
         }
     }
-}
-
-/// Why a key file of `len` bytes (fewer than [`key::STRONG_KEY_FILE_LEN`]) is weak, and where the way
-/// out is written.
-fn short_key_warning(path: &std::path::Path, len: usize) -> String {
-    format!(
-        "key file {} holds only {len} byte{}, fewer than the {} random bytes a key should have: if it \
-         can be guessed, anyone who records the traffic can try keys offline until one fits. Make a new \
-         one (dd if=/dev/urandom bs=32 count=1) and rotate to it: see \"Short keys\" in docs/migrating.md",
-        path.display(),
-        if len == 1 { "" } else { "s" },
-        key::STRONG_KEY_FILE_LEN
-    )
 }
 
 #[cfg(test)]
@@ -314,14 +295,5 @@ mod tests {
         let r = config(&[]).unwrap().resolve().unwrap();
         assert_eq!(r.source, Addr::Tcp("127.0.0.1:8000".parse().unwrap()));
         assert!(r.target.iter().all(|a| matches!(a, Addr::Tcp(s) if s.port() == 6379)));
-    }
-
-    #[test]
-    fn the_short_key_warning_says_why_and_where_to_read_on() {
-        let warning = short_key_warning(std::path::Path::new("/etc/spiped/k.key"), 5);
-        assert!(warning.starts_with("key file /etc/spiped/k.key holds only 5 bytes"), "{warning}");
-        assert!(warning.contains("try keys offline"), "{warning}");
-        assert!(warning.contains("docs/migrating.md"), "{warning}");
-        assert!(short_key_warning(std::path::Path::new("k"), 1).contains("only 1 byte,"));
     }
 }

@@ -56,6 +56,37 @@ pub struct LoadedKey {
     pub short: Option<usize>,
 }
 
+impl LoadedKey {
+    /// What start-up should say about the key file at `path`, one line each: that it is readable by
+    /// others, that it is short.
+    pub fn warnings(&self, path: &Path) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(mode) = self.too_open {
+            lines.push(format!(
+                "key file {} is readable by others (mode {mode:o}); chmod 600 it",
+                path.display()
+            ));
+        }
+        if let Some(len) = self.short {
+            lines.push(short_key_warning(path, len));
+        }
+        lines
+    }
+}
+
+/// Why a key file of `len` bytes (fewer than [`STRONG_KEY_FILE_LEN`]) is weak, and where the way out
+/// is written.
+fn short_key_warning(path: &Path, len: usize) -> String {
+    format!(
+        "key file {} holds only {len} byte{}, fewer than the {STRONG_KEY_FILE_LEN} random bytes a key \
+         should have: if it can be guessed, anyone who records the traffic can try keys offline until one \
+         fits. Make a new one (dd if=/dev/urandom bs=32 count=1) and rotate to it: see \"Short keys\" in \
+         docs/migrating.md",
+        path.display(),
+        if len == 1 { "" } else { "s" },
+    )
+}
+
 /// Reads the key from `path`, or from standard input when `path` is `-`.
 ///
 /// # Errors
@@ -156,5 +187,14 @@ mod tests {
         let path = key_file("secret", b"0123456789abcdef0123456789abcdef", 0o600);
         let shown = format!("{:?}", load(&path).unwrap());
         assert!(!shown.contains("0123456789"), "{shown}");
+    }
+
+    #[test]
+    fn the_short_key_warning_says_why_and_where_to_read_on() {
+        let warning = short_key_warning(Path::new("/etc/spiped/k.key"), 5);
+        assert!(warning.starts_with("key file /etc/spiped/k.key holds only 5 bytes"), "{warning}");
+        assert!(warning.contains("try keys offline"), "{warning}");
+        assert!(warning.contains("docs/migrating.md"), "{warning}");
+        assert!(short_key_warning(Path::new("k"), 1).contains("only 1 byte,"));
     }
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::error::ErrorKind;
 use spiped::cli::{Args, USAGE};
 use spiped::config::Config;
 use spiped::tunnel::Stopped;
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&clap_reason(&e)),
+        Err(e) => return usage_error(&spiped::cli::clap_reason(&e)),
     };
     if let Err(e) = spiped::logging::init(&args.log_level, args.syslog) {
         let _ = writeln!(io::stderr(), "spiped: {e}");
@@ -43,18 +43,6 @@ fn usage_error(reason: &str) -> ExitCode {
     // Not eprintln!, which panics if standard error is closed.
     let _ = writeln!(io::stderr(), "spiped: {line}\nusage: {USAGE}");
     ExitCode::FAILURE
-}
-
-/// The first line of clap's message, plus the accepted values when clap knows them (its own later
-/// lines, which list them, are not printed).
-fn clap_reason(e: &clap::Error) -> String {
-    let first = e.to_string().lines().next().unwrap_or_default().to_string();
-    match e.get(ContextKind::ValidValue) {
-        Some(ContextValue::Strings(valid)) if e.kind() == ErrorKind::InvalidValue => {
-            format!("{first}; use one of: {}", valid.join(", "))
-        }
-        _ => first,
-    }
 }
 
 /// A start-up failure as one line: each error in the chain, outermost first, joined by ": ", leaving

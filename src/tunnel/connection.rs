@@ -9,17 +9,17 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use super::Tunnel;
-use super::addr::Addr;
+use super::dial::Dialer;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
 use super::unproven::Ticket;
-use crate::proto::classic::HandshakeError as ClassicError;
-use crate::proto::{Open, Protocol, Protocols, Seal};
+use crate::proto::classic::{ForwardSecrecy, HandshakeError as ClassicError};
+use crate::proto::{Open, Protocol, Protocols, Psk, Seal};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,24 +120,54 @@ pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> 
     }
 }
 
-/// `-e`: connect to the target, run the handshake as initiator, then pump. If either fails, the client
-/// is reset: it must not take a failed pipe for a service that closed without a word.
-async fn encrypt_end(plain: Stream, tunnel: &Tunnel, mut abort: Abort) -> Result<Summary, ConnError> {
+/// What an initiator needs besides the plaintext side: the `-e` end's settings, or `spipe`'s.
+#[derive(Debug, Clone, Copy)]
+pub struct Initiator<'a> {
+    /// How to reach the `-d` end, and the bound on the handshake.
+    pub dialer: &'a Dialer,
+    /// The shared key.
+    pub psk: &'a Psk,
+    /// The protocol to speak: native, or classic for a `-d` end still on spiped 1.x.
+    pub protocol: Protocol,
+    /// What a classic connection does about forward secrecy (-f, -g).
+    pub classic: ForwardSecrecy,
+}
+
+/// `-e`: the initiator's side of a connection, with the tunnel's settings.
+async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Summary, ConnError> {
+    let protocol = match tunnel.protocols {
+        Protocols::Only(protocol) => protocol,
+        Protocols::Both => Protocol::Native,
+    };
+    let initiator = Initiator { dialer: &tunnel.dialer, psk: &tunnel.psk, protocol, classic: tunnel.classic };
+    initiate(plain, initiator, abort).await
+}
+
+/// The initiator (`-e`, and `spipe` with standard input and output as `plain`): connect to the
+/// `-d` end, run the handshake within -o, then pump. If either fails, `plain` is reset: a client must
+/// not take a failed pipe for a service that closed without a word.
+///
+/// # Errors
+/// [`ConnError`]; both connections have been closed (reset, where it failed) when it returns.
+pub async fn initiate(
+    plain: Stream,
+    initiator: Initiator<'_>,
+    mut abort: Abort,
+) -> Result<Summary, ConnError> {
+    let Initiator { dialer, psk, protocol, classic } = initiator;
     let setup = async {
-        let (mut er, mut ew) = connect_target(tunnel).await?.into_split();
+        let (mut er, mut ew) = dialer.connect().await?.into_split();
         let hello = async {
-            match tunnel.protocols {
-                Protocols::Only(Protocol::Classic) => {
+            match protocol {
+                Protocol::Classic => {
                     // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
-                    let hello = Box::pin(classic::initiate(&mut er, &mut ew, &tunnel.psk, tunnel.classic));
+                    let hello = Box::pin(classic::initiate(&mut er, &mut ew, psk, classic));
                     hello.await.map(Pair::Classic)
                 }
-                Protocols::Only(Protocol::Native) | Protocols::Both => {
-                    native::initiate(&mut er, &mut ew, &tunnel.psk).await.map(Pair::Native)
-                }
+                Protocol::Native => native::initiate(&mut er, &mut ew, psk).await.map(Pair::Native),
             }
         };
-        match before(Instant::now() + tunnel.timeout, &mut None, hello).await {
+        match before(Instant::now() + dialer.timeout, &mut None, hello).await {
             Ok(established) => Ok((established, er, ew)),
             Err(e) => {
                 ew.abort();
@@ -226,7 +256,7 @@ async fn decrypted<S: Seal, O: Open>(
 ) -> Result<Summary, ConnError> {
     let target = async {
         let permit = take_slot(limit).await;
-        Ok((permit, connect_target(tunnel).await?))
+        Ok((permit, tunnel.dialer.connect().await?))
     };
     let connected = unless_stopped(&mut abort, pin!(target)).await;
     let (_permit, target) = match connected {
@@ -287,26 +317,6 @@ async fn unless_stopped<T>(
         done = work => done,
         () = abort.requested() => Err(ConnError::Stopped),
     }
-}
-
-/// Connects to the first target address that answers, within -o.
-async fn connect_target(tunnel: &Tunnel) -> Result<Stream, ConnError> {
-    let addrs = tunnel.target.current();
-    let attempt = async {
-        let mut last = None;
-        for addr in addrs.iter() {
-            match Stream::connect(addr, tunnel.bind.as_ref(), tunnel.tcp).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some((addr, e)),
-            }
-        }
-        let (addr, source) = last.map_or_else(
-            || (String::from("(none)"), io::Error::from(io::ErrorKind::AddrNotAvailable)),
-            |(a, e): (&Addr, io::Error)| (a.to_string(), e),
-        );
-        Err(ConnError::Target { target: addr, source })
-    };
-    timeout(tunnel.timeout, attempt).await.unwrap_or(Err(ConnError::TargetTimeout))
 }
 
 /// One direction's record state and the bytes it starts with.

@@ -3,6 +3,7 @@
 
 pub mod addr;
 pub mod connection;
+pub mod dial;
 pub mod failures;
 pub mod handshake;
 pub mod listener;
@@ -17,12 +18,11 @@ use std::time::Duration;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 pub use connection::Mode;
+pub use dial::Dialer;
 pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
 
 use crate::proto::classic::ForwardSecrecy;
 use crate::proto::{Protocols, Psk};
-use addr::{Addr, TargetAddrs};
-use stream::TcpOptions;
 
 /// Everything a connection needs to know, shared by all of them.
 #[derive(Debug)]
@@ -35,12 +35,8 @@ pub struct Tunnel {
     pub protocols: Protocols,
     /// What classic connections do about forward secrecy (`-f`, `-g`).
     pub classic: ForwardSecrecy,
-    /// Where connections go, re-resolved in the background for host names.
-    pub target: TargetAddrs,
-    /// Local address for outgoing connections (-b).
-    pub bind: Option<Addr>,
-    /// Bound on the target connect and on the `-e` end's handshake (-o).
-    pub timeout: Duration,
+    /// How connections reach the target, within -o (which also bounds the `-e` end's handshake).
+    pub dialer: Dialer,
     /// Bound on a `-d` end's handshake: the time a peer that has not proved the key may hold a
     /// connection. Short, since a legitimate initiator sends its hello as soon as it connects.
     pub unproven_timeout: Duration,
@@ -48,9 +44,6 @@ pub struct Tunnel {
     pub max_connections: usize,
     /// Most `-d` connections whose peer has not yet proved the key, in each tier of [`unproven`].
     pub max_unproven: usize,
-    /// TCP socket options for the connections this end makes (accepted ones get theirs from the
-    /// listener; see [`AcceptedOptions`]).
-    pub tcp: TcpOptions,
     /// Counters for logs and status.
     pub stats: Stats,
 }
