@@ -15,6 +15,8 @@
 //! - [`logging`]: log lines to standard error or syslog.
 //! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.
 //! - [`app`]: start-up in spiped's order and the runtime, used by `main`.
+//! - [`spipe`]: the `spipe` client: one connection as initiator, standard input and output as its
+//!   plaintext side; its command line in [`spipe::cli`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,5 +28,6 @@ pub mod daemon;
 pub mod key;
 pub mod logging;
 pub mod proto;
+pub mod spipe;
 pub mod systemd;
 pub mod tunnel;
