@@ -9,6 +9,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, ArgGroup, Parser, ValueEnum};
 
 use crate::proto::Protocol;
+use crate::proto::classic::ForwardSecrecy;
 
 /// spiped's usage text, kept word for word so scripts and fingers that know it still fit.
 pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
@@ -201,6 +202,15 @@ impl Args {
     /// How often to re-resolve the target; `None` with -R.
     pub fn reresolve(&self) -> Option<Duration> {
         if self.no_reresolve { None } else { Some(self.resolve_interval.unwrap_or(DEFAULT_RESOLVE_INTERVAL)) }
+    }
+}
+
+/// What -f and -g ask of classic connections, in spiped 1.6's meaning (they cannot be given together).
+pub fn forward_secrecy(fast: bool, require_pfs: bool) -> ForwardSecrecy {
+    match (fast, require_pfs) {
+        (true, _) => ForwardSecrecy::Skip,
+        (false, true) => ForwardSecrecy::Require,
+        (false, false) => ForwardSecrecy::Offer,
     }
 }
 

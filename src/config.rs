@@ -125,11 +125,7 @@ impl Config {
         Ok(Config {
             mode,
             protocols,
-            classic: match (args.fast, args.require_pfs) {
-                (true, _) => ForwardSecrecy::Skip,
-                (false, true) => ForwardSecrecy::Require,
-                (false, false) => ForwardSecrecy::Offer,
-            },
+            classic: crate::cli::forward_secrecy(args.fast, args.require_pfs),
             pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
             source_spec,
             target_spec,

@@ -9,7 +9,6 @@ use std::io::Write;
 
 use crate::key::{self, KeyError};
 use crate::proto::Protocol;
-use crate::proto::classic::ForwardSecrecy;
 use crate::tunnel::Dialer;
 use crate::tunnel::addr::{AddrError, SocketSpec, TargetAddrs};
 use crate::tunnel::connection::{self, ConnError, Initiator};
@@ -91,11 +90,7 @@ pub fn run(args: &Args) -> Result<(), SpipeError> {
         tcp: TcpOptions { keepalive: !args.no_keepalive },
     };
     let protocol = Protocol::from(args.protocol);
-    let classic = match (args.fast, args.require_pfs) {
-        (true, _) => ForwardSecrecy::Skip,
-        (false, true) => ForwardSecrecy::Require,
-        (false, false) => ForwardSecrecy::Offer,
-    };
+    let classic = crate::cli::forward_secrecy(args.fast, args.require_pfs);
     let carried = runtime.block_on(async {
         pair.set_nonblocking(true)?;
         let plain = Stream::Unix(tokio::net::UnixStream::from_std(pair)?);
