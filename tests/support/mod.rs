@@ -26,6 +26,7 @@ mod ports;
 mod redis;
 mod running;
 mod servers;
+pub mod sshd;
 mod wait;
 
 use std::path::{Path, PathBuf};
