@@ -7,6 +7,8 @@ pub mod stdio;
 
 use std::io::Write;
 
+use tokio::signal::unix::{SignalKind, signal};
+
 use crate::key::{self, KeyError};
 use crate::proto::Protocol;
 use crate::tunnel::Dialer;
@@ -92,6 +94,12 @@ pub fn run(args: &Args) -> Result<(), SpipeError> {
     let protocol = Protocol::from(args.protocol);
     let classic = crate::cli::forward_secrecy(args.fast, args.require_pfs);
     let carried = runtime.block_on(async {
+        // SIGHUP is caught and ignored from here on: ssh sends it to its ProxyCommand as it exits,
+        // having closed its end of our standard input, and dying at once would cut the connection
+        // before that end of input had been carried to the -d end (which would log a truncated
+        // stream for every ssh session). The end of input arrives anyway, and the connection then
+        // ends cleanly. A terminal's hang-up also ends standard input.
+        let _hangup = signal(SignalKind::hangup())?;
         pair.set_nonblocking(true)?;
         let plain = Stream::Unix(tokio::net::UnixStream::from_std(pair)?);
         let initiator = Initiator { dialer: &dialer, psk: &loaded.psk, protocol, classic };
