@@ -64,6 +64,7 @@ fn runs_a_command(name: &str, protocol: &[&str]) {
 
     let ran = site.ssh(protocol, &format!("echo {token}; sha256sum {file}"));
     site.assert_success("ssh", &ran);
+    site.assert_ended_cleanly(1);
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
         format!("{token}\n{}  {file}\n", digest(&data)),
@@ -87,6 +88,7 @@ fn copies_there_and_back(name: &str, protocol: &[&str]) {
 
     let ran = site.scp(protocol, &site.remote(&remote), &path_str(&back));
     site.assert_success("scp from the server", &ran);
+    site.assert_ended_cleanly(2);
     let again = std::fs::read(&back).unwrap();
     assert_eq!((again.len(), digest(&again)), (data.len(), digest(&data)), "the copy brought back");
 }
@@ -168,6 +170,21 @@ impl Site {
         let target: &[&str] = &["-t", &self.d_source, "-k", &key];
         let words = [&[env!("CARGO_BIN_EXE_spipe")][..], protocol, target].concat();
         words.iter().map(|word| shell_word(word)).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Waits until the `-d` end has seen `sessions` connections end, and fails the test unless each
+    /// ended cleanly. ssh hangs up its ProxyCommand (SIGHUP) as it exits; a spipe that died of it cut
+    /// the connection before the end of its input had reached the `-d` end, which then logged a
+    /// truncated stream for a session that had gone well.
+    fn assert_ended_cleanly(&self, sessions: usize) {
+        let ends = |log: &str| {
+            log.lines().filter(|l| l.contains("connection closed") || l.contains(" WARN ")).count()
+        };
+        let log = eventually("the -d end sees the sessions end", Duration::from_secs(30), || {
+            let log = self.d.log_text();
+            if ends(&log) >= sessions { Ok(log) } else { Err(log) }
+        });
+        assert!(!log.contains(" WARN "), "a session did not end cleanly at the -d end:\n{log}");
     }
 
     /// Fails the test with everything that tells why, unless `ran` exited 0.
