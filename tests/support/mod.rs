@@ -26,6 +26,7 @@ mod ports;
 mod redis;
 mod running;
 mod servers;
+pub mod spipe;
 pub mod sshd;
 mod wait;
 
