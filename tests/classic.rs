@@ -15,7 +15,9 @@
 //! - `wrong_key`: a peer with another key never reaches the target.
 //! - `fast`: `-f` (no forward secrecy) and `-g` on either end, in each combination that works.
 //! - `require_pfs`: `-g` refusing a `-f` peer, on either end.
-//! - `spipe`: spiped 1.6's `spipe` client against a `-d` end, a file byte-exact.
+//! - `spipe`: spiped 1.6's `spipe` and ours (`--protocol classic`) against either `-d` end: a file
+//!   byte-exact, the half-close of spiped's test 08 with a slow echo, our spipe refused with a wrong key
+//!   or without `--protocol classic`.
 //! - `protocol_choice`: our native-only `-d` refusing a classic initiator, and our native `-e` failing
 //!   fast against a classic `-d` with a log line that names `--protocol classic`.
 //! - `fleet`: one of our `-d` ends serving a native and a classic `-e` at once, in front of one Redis.

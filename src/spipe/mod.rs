@@ -124,11 +124,14 @@ fn describe(e: &ConnError, target: &str) -> String {
         ),
         ConnError::Handshake(e) => format!("handshake failed: {e}"),
         ConnError::HandshakeTimeout => {
-            format!("handshake failed: {target} did not answer in time (-o): is it a spiped -d end?")
+            format!(
+                "handshake failed: {target} did not answer in time (-o): is it a spiped -d end? (one still \
+                 on spiped 1.x needs --protocol classic)"
+            )
         }
         ConnError::Pump(PumpError::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionReset => format!(
-            "connection aborted: {target} reset it ({io}); the -d end's log says why (its service may be \
-             down)"
+            "connection aborted: {target} reset it ({io}): the -d end stopped, or could not reach its \
+             service; its log says why"
         ),
         other => other.to_string(),
     }

@@ -12,6 +12,9 @@
 //! - `servers`: echo and collecting TCP servers, and client-side transfer helpers.
 //! - `redis`: a real redis-server and redis-cli.
 //! - `pipe`: an `-e`/`-d` pair in front of a target.
+//! - `spipe`: the built `spipe` run to completion or in flight, its two checks (a clean end; exit 1 with
+//!   one line), our `-d` in front of a service, and the services: slow echo, digest sink, speaker, silent.
+//! - `sshd`: a throwaway sshd on a loopback port with its own host and user keys, and a bounded runner.
 
 // Each test binary compiles this module and uses a different subset of it, so an item one binary
 // leaves unused is dead code in that binary only. Every item has a caller in some test, except three
