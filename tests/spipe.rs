@@ -11,6 +11,7 @@
 //!   listening, a wrong key, the `-d` end killed mid-stream, its service down, the reader of standard
 //!   output gone, a target that never answers.
 //! - `command_line`: `-v`, `-h`, `-k -` and an empty key file.
+//! - `signals`: a SIGHUP mid-stream (ssh sends one to its ProxyCommand) changes nothing.
 //! - `stdin`: standard input at /dev/null still gets the service's whole answer.
 
 mod support;
@@ -21,6 +22,8 @@ mod command_line;
 mod failures;
 #[path = "spipe/half_close.rs"]
 mod half_close;
+#[path = "spipe/signals.rs"]
+mod signals;
 #[path = "spipe/stdin.rs"]
 mod stdin;
 #[path = "spipe/transfer.rs"]

@@ -190,6 +190,12 @@ impl RunningSpipe {
         self.child.stdin.take().expect("standard input is a pipe, not taken yet")
     }
 
+    /// Sends it `signal`.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pids fit in i32"));
+        nix::sys::signal::kill(pid, signal).expect("spipe runs until it is waited for");
+    }
+
     /// Its standard output, for the test to read (and perhaps close early).
     ///
     /// # Panics
