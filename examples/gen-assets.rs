@@ -136,7 +136,16 @@ for the classic protocol; native connections always have forward secrecy.\n\nThe
 shorter than 32 bytes starts with a warning.";
 
     /// Sections clap does not know about, in roff.
-    pub const EXTRA_SECTIONS: &str = r#".SH EXIT STATUS
+    pub const EXTRA_SECTIONS: &str = r#".SH SIGNALS
+.TP
+\fBSIGHUP\fR
+Ignored: ssh sends it to its ProxyCommand as it exits, once it has closed spipe's standard input; the end
+of input then reaches the \-d end and the connection ends cleanly.
+.TP
+\fBSIGINT\fR, \fBSIGTERM\fR
+End spipe at once. With the native protocol the \-d end sees a truncated stream and resets the
+connection to its service, never a clean end.
+.SH EXIT STATUS
 0 once both directions have ended cleanly: standard input reached its end and was passed on, and the
 \-d end's stream ended with its authenticated end (with \fB\-\-protocol classic\fR, a FIN).
 .PP
