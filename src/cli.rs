@@ -130,7 +130,7 @@ pub struct Args {
 /// The `--protocol` argument: one of [`Protocol`]'s values, as the command line spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolArg {
-    /// spiped-rs's own protocol, the default of -e.
+    /// spiped-rs's own protocol: what -e and spipe speak unless told classic.
     Native,
     /// spiped 1.x's, to talk to classic spiped peers.
     Classic,
@@ -223,7 +223,13 @@ pub fn clap_reason(e: &clap::Error) -> String {
         Some(ContextValue::Strings(valid)) if e.kind() == ErrorKind::InvalidValue => {
             format!("{first}; use one of: {}", valid.join(", "))
         }
-        _ => first,
+        _ => match e.get(ContextKind::InvalidArg) {
+            // Clap lists the missing arguments on the lines after the first.
+            Some(ContextValue::Strings(missing)) if e.kind() == ErrorKind::MissingRequiredArgument => {
+                format!("{first} {}", missing.join(", "))
+            }
+            _ => first,
+        },
     }
 }
 
@@ -507,6 +513,14 @@ mod tests {
     fn version_flag_is_lower_case_v() {
         let err = Args::try_parse_from_args(["spiped", "-v"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_one_line() {
+        let refused =
+            Args::try_parse_from_args(["spiped", "-e", "-s", "[127.0.0.1]:1", "-k", "k"]).unwrap_err();
+        let reason = clap_reason(&refused);
+        assert_eq!(reason, "the following required arguments were not provided: -t <target socket>");
     }
 
     #[test]
