@@ -9,11 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spiped::keys::{KeyRing, KeySet};
 use spiped::proto::classic::ForwardSecrecy;
 use spiped::proto::{Protocol, Protocols, Psk};
 use spiped::tunnel::addr::{Addr, SocketSpec, TargetAddrs};
 use spiped::tunnel::stream::TcpOptions;
-use spiped::tunnel::{self, AcceptedOptions, Dialer, Listener, Mode, Stats, StdListener, Tunnel, bind_tcp};
+use spiped::tunnel::{
+    self, AcceptedOptions, Dialer, Listener, Mode, Settings, Stats, StdListener, Tunnel, bind_tcp,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -91,19 +94,21 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
     let addr = socket.local_addr()?;
     let listener = Listener::from_std(StdListener::Tcp(socket), AcceptedOptions::Inherited)?;
     let tunnel = Arc::new(Tunnel {
-        mode,
-        psk: psk.clone(),
-        protocols: Protocols::Only(Protocol::Native),
-        classic: ForwardSecrecy::Offer,
+        settings: Settings {
+            mode,
+            protocols: Protocols::Only(Protocol::Native),
+            classic: ForwardSecrecy::Offer,
+            unproven_timeout: tunnel::UNPROVEN_TIMEOUT,
+            max_connections: 0,
+            max_unproven: tunnel::MAX_UNPROVEN,
+        },
+        keys: KeyRing::new(KeySet::single(psk.clone())),
         dialer: Dialer {
             target: TargetAddrs::new(SocketSpec::Ip(target), vec![Addr::Tcp(target)]),
             bind: None,
             timeout: Duration::from_secs(5),
             tcp,
         },
-        unproven_timeout: tunnel::UNPROVEN_TIMEOUT,
-        max_connections: 0,
-        max_unproven: tunnel::MAX_UNPROVEN,
         stats: Stats::default(),
     });
     tokio::spawn(tunnel::run(listener, tunnel, std::future::pending(), std::future::pending()));

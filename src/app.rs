@@ -8,10 +8,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::daemon;
+use crate::keys::KeyRing;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
-use crate::tunnel::{self, AcceptedOptions, Dialer, Listener, Stats, StdListener, Stopped, Tunnel};
+use crate::tunnel::{self, AcceptedOptions, Dialer, Listener, Settings, Stats, StdListener, Stopped, Tunnel};
 
 /// Runs the daemon until it is told to stop; says whether it drained or was stopped at once.
 ///
@@ -27,7 +28,7 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         daemon = Some(become_daemon(&config, pid_file)?);
     }
     let resolved = config.resolve()?;
-    let psk = config.load_key()?;
+    let keys = config.load_keys()?;
     crate::proto::init_backends().context("cannot use the crypto library")?;
     let passed = systemd::take_listener().context("cannot use the socket systemd passed")?;
     // A unix socket file we bind is ours to remove at exit; one systemd passed is systemd's.
@@ -59,14 +60,16 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         }
         let file_limit = tunnel::raise_file_limit();
         let tunnel = Arc::new(Tunnel {
-            mode: config.mode,
-            psk,
-            protocols: config.protocols,
-            classic: config.classic,
+            settings: Settings {
+                mode: config.mode,
+                protocols: config.protocols,
+                classic: config.classic,
+                unproven_timeout: config.timeout.min(tunnel::UNPROVEN_TIMEOUT),
+                max_connections: config.max_connections,
+                max_unproven: tunnel::unproven_cap(file_limit),
+            },
+            keys: KeyRing::new(keys),
             dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },
-            unproven_timeout: config.timeout.min(tunnel::UNPROVEN_TIMEOUT),
-            max_connections: config.max_connections,
-            max_unproven: tunnel::unproven_cap(file_limit),
             stats: Stats::default(),
         });
         let (first, second) =

@@ -17,6 +17,8 @@ pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> 
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
     [-u {<username> | <:groupname> | <username:groupname>}]
     [--protocol {native | classic}]
+       spiped --keygen <key file>
+       spiped --fingerprint -k <key file> [-k <key file> ...]
        spiped -v";
 
 /// Parsed command-line arguments.
@@ -28,7 +30,7 @@ pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> 
              encrypting and authenticating the traffic between an -e end and a -d end with a shared key.",
     override_usage = USAGE,
     disable_version_flag = true,
-    group(ArgGroup::new("mode").required(true).args(["encrypt", "decrypt"])),
+    group(ArgGroup::new("mode").required(true).args(["encrypt", "decrypt", "fingerprint", "keygen"])),
 )]
 pub struct Args {
     /// Encrypt: take plaintext connections on the source and make encrypted connections to the target.
@@ -45,16 +47,18 @@ pub struct Args {
         value_name = "source socket",
         help = "Address to listen on: /absolute/unix/path, [1.2.3.4]:port, [v6::addr]:port or host.name:port"
     )]
-    pub source: String,
+    #[arg(required_unless_present_any = ["fingerprint", "keygen"])]
+    pub source: Option<String>,
 
     /// Address to connect to, in the same forms; a host name is re-resolved every -r seconds.
-    #[arg(short = 't', value_name = "target socket")]
-    pub target: String,
+    #[arg(short = 't', value_name = "target socket", required_unless_present_any = ["fingerprint", "keygen"])]
+    pub target: Option<String>,
 
     /// Shared key file (its SHA-256 is the key; make it 32 random bytes: a shorter one is accepted with a
-    /// warning, an empty one refused), or - to read it from standard input.
-    #[arg(short = 'k', value_name = "key file")]
-    pub key_file: PathBuf,
+    /// warning, an empty one refused), or - to read it from standard input. A -d end may be given
+    /// several, and accepts a peer holding any of them.
+    #[arg(short = 'k', value_name = "key file", action = ArgAction::Append, required_unless_present = "keygen")]
+    pub key_files: Vec<PathBuf>,
 
     /// Local address to bind outgoing connections to.
     #[arg(short = 'b', value_name = "bind address")]
@@ -122,9 +126,30 @@ pub struct Args {
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
 
+    /// Print the fingerprint of each -k key file and exit: a short name for a key, safe to show, that
+    /// logs and status lines use.
+    #[arg(long = "fingerprint")]
+    pub fingerprint: bool,
+
+    /// Write a new key file (32 random bytes from the operating system, mode 0600; an existing file is
+    /// never overwritten), print its fingerprint and exit.
+    #[arg(long = "keygen", value_name = "key file")]
+    pub keygen: Option<PathBuf>,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: (),
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run an end (-e or -d).
+    Run,
+    /// --fingerprint.
+    Fingerprint,
+    /// --keygen.
+    Keygen,
 }
 
 /// The `--protocol` argument: one of [`Protocol`]'s values, as the command line spells them.
@@ -197,6 +222,17 @@ impl Args {
         T: Into<OsString> + Clone,
     {
         Self::try_parse_from(argv)
+    }
+
+    /// What to do: run an end, or one of the key commands.
+    pub fn action(&self) -> Action {
+        if self.fingerprint {
+            Action::Fingerprint
+        } else if self.keygen.is_some() {
+            Action::Keygen
+        } else {
+            Action::Run
+        }
     }
 
     /// How often to re-resolve the target; `None` with -R.
@@ -323,15 +359,18 @@ mod tests {
         assert!(Args::try_parse_from_args(["spiped", "-e", "-s", "a:1", "-k", "k"]).is_err());
         assert!(Args::try_parse_from_args(["spiped", "-e", "-s", "a:1", "-t", "b:2"]).is_err());
         let a = ok(&["-e"]);
-        assert_eq!((a.source.as_str(), a.target.as_str()), ("[127.0.0.1]:8000", "[127.0.0.1]:6379"));
-        assert_eq!(a.key_file, PathBuf::from("key"));
+        assert_eq!(
+            (a.source.as_deref(), a.target.as_deref()),
+            (Some("[127.0.0.1]:8000"), Some("[127.0.0.1]:6379"))
+        );
+        assert_eq!(a.key_files, [PathBuf::from("key")]);
     }
 
     #[test]
     fn key_from_stdin() {
         let a =
             Args::try_parse_from_args(["spiped", "-d", "-s", "/run/s", "-t", "/run/t", "-k", "-"]).unwrap();
-        assert_eq!(a.key_file, PathBuf::from("-"));
+        assert_eq!(a.key_files, [PathBuf::from("-")]);
     }
 
     #[test]
@@ -513,6 +552,32 @@ mod tests {
     fn version_flag_is_lower_case_v() {
         let err = Args::try_parse_from_args(["spiped", "-v"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn several_key_files_in_order() {
+        let a = ok(&["-d", "-k", "new"]);
+        assert_eq!(a.key_files, [PathBuf::from("key"), PathBuf::from("new")]);
+        assert_eq!(a.action(), Action::Run);
+    }
+
+    #[test]
+    fn fingerprint_needs_only_key_files() {
+        let a = Args::try_parse_from_args(["spiped", "--fingerprint", "-k", "a", "-k", "b"]).unwrap();
+        assert_eq!((a.action(), a.key_files.len()), (Action::Fingerprint, 2));
+        assert!(Args::try_parse_from_args(["spiped", "--fingerprint"]).is_err());
+        assert!(Args::try_parse_from_args(["spiped", "--fingerprint", "-e", "-k", "a"]).is_err());
+    }
+
+    #[test]
+    fn keygen_takes_the_new_file_alone() {
+        let a = Args::try_parse_from_args(["spiped", "--keygen", "new.key"]).unwrap();
+        assert_eq!((a.action(), a.keygen), (Action::Keygen, Some(PathBuf::from("new.key"))));
+        assert!(Args::try_parse_from_args(["spiped", "--keygen"]).is_err());
+        assert!(
+            Args::try_parse_from_args(["spiped", "--keygen", "x", "-d", "-s", "/s", "-t", "/t", "-k", "k"])
+                .is_err()
+        );
     }
 
     #[test]

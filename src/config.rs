@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, UserGroup};
-use crate::key::{self, KeyError};
+use crate::keys::{KeyError, KeySet};
 use crate::proto::classic::ForwardSecrecy;
-use crate::proto::{Protocol, Protocols, Psk};
+use crate::proto::{Protocol, Protocols};
 use crate::tunnel::Mode;
 use crate::tunnel::addr::{Addr, AddrError, SocketSpec};
 
@@ -25,8 +25,8 @@ pub struct Config {
     pub source_spec: SocketSpec,
     /// The target address as written; a host name is re-resolved.
     pub target_spec: SocketSpec,
-    /// The key file path (or `-`).
-    pub key_file: PathBuf,
+    /// The key files (or `-`), in order: one on -e, one or more on -d, re-read at each reload.
+    pub key_files: Vec<PathBuf>,
     /// -b.
     pub bind_spec: Option<SocketSpec>,
     /// -D.
@@ -106,8 +106,10 @@ impl Config {
     /// [`ConfigError::Flag`] for such an address; [`ConfigError::Invalid`] for a unix path with -b.
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
         let flag = |flag| move |source| ConfigError::Flag { flag, source };
-        let source_spec = SocketSpec::parse_endpoint(&args.source).map_err(flag("-s"))?;
-        let target_spec = SocketSpec::parse_endpoint(&args.target).map_err(flag("-t"))?;
+        let source = args.source.as_deref().expect("clap requires -s to run an end");
+        let target = args.target.as_deref().expect("clap requires -t to run an end");
+        let source_spec = SocketSpec::parse_endpoint(source).map_err(flag("-s"))?;
+        let target_spec = SocketSpec::parse_endpoint(target).map_err(flag("-t"))?;
         let bind_spec = args.bind.as_deref().map(SocketSpec::parse).transpose().map_err(flag("-b"))?;
         if let Some(SocketSpec::Unix(_)) = bind_spec {
             return Err(ConfigError::Invalid(
@@ -115,6 +117,21 @@ impl Config {
             ));
         }
         let mode = if args.encrypt { Mode::Encrypt } else { Mode::Decrypt };
+        if mode == Mode::Encrypt && args.key_files.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "-e uses one key: give -k once (a -d end may hold several, to accept either during a rotation)"
+                    .into(),
+            ));
+        }
+        if args.key_files.len() > 1 {
+            // Until both protocols' responders take a key set: a -d end must not ignore a key it was given.
+            return Err(ConfigError::Invalid(
+                "several -k on a -d end are not supported by this build yet".into(),
+            ));
+        }
+        if args.key_files.len() > 1 && args.key_files.iter().any(|k| k.as_os_str() == "-") {
+            return Err(ConfigError::Invalid("-k - (standard input) cannot be one of several keys".into()));
+        }
         let protocols = protocols_for(mode, args.protocol.map(Protocol::from));
         if args.fast && !protocols.allows(Protocol::Classic) {
             tracing::info!(
@@ -126,10 +143,10 @@ impl Config {
             mode,
             protocols,
             classic: crate::cli::forward_secrecy(args.fast, args.require_pfs),
-            pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{}.pid", args.source))),
+            pid_file: args.pid_file.clone().unwrap_or_else(|| PathBuf::from(format!("{source}.pid"))),
             source_spec,
             target_spec,
-            key_file: args.key_file.clone(),
+            key_files: args.key_files.clone(),
             bind_spec,
             wait_for_dns: args.wait_for_dns,
             foreground: args.foreground,
@@ -158,16 +175,17 @@ impl Config {
         Ok(Resolved { source, target, bind })
     }
 
-    /// Reads the key file, warning when it is readable by others or shorter than 32 bytes.
+    /// Reads the key files, logging a warning for each that is readable by others or shorter than 32
+    /// bytes, and for a key given twice.
     ///
     /// # Errors
-    /// [`ConfigError::Key`].
-    pub fn load_key(&self) -> Result<Psk, ConfigError> {
-        let loaded = key::load(&self.key_file)?;
-        for warning in loaded.warnings(&self.key_file) {
+    /// [`ConfigError::Key`] for the first file that cannot be used.
+    pub fn load_keys(&self) -> Result<KeySet, ConfigError> {
+        let (set, warnings) = KeySet::load(&self.key_files)?;
+        for warning in warnings {
             tracing::warn!("{warning}");
         }
-        Ok(loaded.psk)
+        Ok(set)
     }
 
     fn retry<T>(&self, mut lookup: impl FnMut() -> Result<T, AddrError>) -> Result<T, AddrError> {

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`cli`]: the command line (spiped 1.6's options), parsed without I/O.
 //! - [`config`]: arguments to settings: addresses resolved, key read. The only place a flag becomes a value.
-//! - [`key`]: the key file: size and permission checks, hashed into the protocol key.
+//! - [`keys`]: key files (size and permission checks, hashed into the protocol key), fingerprints, and
+//!   the key set in force, swapped whole at reload.
 //! - [`proto`]: the wire protocols, with no I/O: `native/` and `classic/`, each with its handshake
 //!   phases as types and its frames sealed and opened in caller-owned buffers behind the shared
 //!   `Seal`/`Open` traits; `crypto/` holds the primitives behind seams. `docs/PROTOCOL.md` is the
@@ -13,6 +14,7 @@
 //!   (the `-d` end tells them apart by the first bytes), and the pump, generic over the protocols.
 //! - [`daemon`]: fork after binding, the pid file (locked), the unix socket file it bound, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
+//! - [`stats`]: connection counters and their snapshot, for the systemd status line.
 //! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.
 //! - [`app`]: start-up in spiped's order and the runtime, used by `main`.
 //! - [`spipe`]: the `spipe` client: one connection as initiator, standard input and output as its
@@ -25,9 +27,10 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod key;
+pub mod keys;
 pub mod logging;
 pub mod proto;
 pub mod spipe;
+pub mod stats;
 pub mod systemd;
 pub mod tunnel;

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use spiped::cli::{Args, USAGE};
+use spiped::cli::{Action, Args, USAGE};
 use spiped::config::Config;
 use spiped::tunnel::Stopped;
 
@@ -17,6 +17,11 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(&spiped::cli::clap_reason(&e)),
     };
+    match args.action() {
+        Action::Run => {}
+        Action::Fingerprint => return fingerprints(&args.key_files),
+        Action::Keygen => return keygen(args.keygen.as_deref().expect("clap: --keygen takes a path")),
+    }
     if let Err(e) = spiped::logging::init(&args.log_level, args.syslog) {
         let _ = writeln!(io::stderr(), "spiped: {e}");
         return ExitCode::FAILURE;
@@ -32,6 +37,40 @@ fn main() -> ExitCode {
         Err(e) => {
             // Not eprintln!, which panics if standard error is gone.
             let _ = writeln!(io::stderr(), "spiped: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--fingerprint`: one line per key file, `<fingerprint>  <path>`, as sha256sum prints; the warnings a
+/// daemon would log go to standard error.
+fn fingerprints(paths: &[std::path::PathBuf]) -> ExitCode {
+    for path in paths {
+        match spiped::keys::load(path) {
+            Ok(loaded) => {
+                for warning in loaded.warnings(path) {
+                    let _ = writeln!(io::stderr(), "spiped: warning: {warning}");
+                }
+                let _ = writeln!(io::stdout(), "{}  {}", loaded.psk.fingerprint(), path.display());
+            }
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "spiped: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--keygen`: a new key file, and its fingerprint in the same form as `--fingerprint`.
+fn keygen(path: &std::path::Path) -> ExitCode {
+    match spiped::keys::keygen(path) {
+        Ok(fingerprint) => {
+            let _ = writeln!(io::stdout(), "{fingerprint}  {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "spiped: {e}");
             ExitCode::FAILURE
         }
     }

@@ -5,7 +5,6 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -88,14 +87,18 @@ pub async fn keep_informed(tunnel: Arc<Tunnel>) {
     }
 }
 
-/// The `STATUS=` text: what an operator wants from `systemctl status`.
+/// The `STATUS=` text: what an operator wants from `systemctl status`, the fingerprints of the keys in
+/// force included (during a rotation: has the reload taken?).
 pub fn status_line(tunnel: &Tunnel) -> String {
-    let s = &tunnel.stats;
+    let s = tunnel.stats.snapshot();
+    let keys: Vec<String> = tunnel.keys.current().fingerprints().map(|f| f.to_string()).collect();
     format!(
-        "{} live connections, {} since start, {} failed",
-        s.active.load(Ordering::Relaxed),
-        s.total.load(Ordering::Relaxed),
-        s.failed.load(Ordering::Relaxed)
+        "{} live connections, {} since start, {} failed; key{} {}",
+        s.active,
+        s.total,
+        s.failed,
+        if keys.len() == 1 { "" } else { "s" },
+        keys.join(", ")
     )
 }
 

@@ -1,4 +1,5 @@
-//! The pre-shared key K: SHA-256 of the key file, exactly as classic spiped derives it.
+//! The pre-shared key K: SHA-256 of the key file, exactly as classic spiped derives it; and its
+//! fingerprint, the name logs and status lines give it.
 
 use core::fmt;
 
@@ -8,6 +9,13 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Length of the pre-shared key in bytes.
 pub const PSK_LEN: usize = 32;
+
+/// Bytes of a [`Fingerprint`]: 64 bits tell a site's few keys apart with room to spare, and print as 16
+/// hex digits.
+pub const FINGERPRINT_LEN: usize = 8;
+
+/// What a fingerprint is derived under, so that it can never equal any other value computed from K.
+const FINGERPRINT_LABEL: &[u8] = b"spiped-rs key fingerprint v1";
 
 /// The 32-byte pre-shared key. Zeroized on drop, compared in constant time, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -22,6 +30,19 @@ impl Psk {
     /// Wraps an already derived K (known-answer tests and other Noise implementations' psk).
     pub fn from_bytes(k: [u8; PSK_LEN]) -> Self {
         Psk(k)
+    }
+
+    /// The key's fingerprint: the first [`FINGERPRINT_LEN`] bytes of HMAC-SHA256 keyed by K over
+    /// [`FINGERPRINT_LABEL`]. HMAC is a pseudo-random function of its key, so the fingerprint of a
+    /// random key says nothing usable about it; K itself is never used, anywhere, as an HMAC key over
+    /// this label. (A key file that can be guessed can be tested against its fingerprint, as it can
+    /// against any recorded handshake: the warning about short key files covers both.)
+    pub fn fingerprint(&self) -> Fingerprint {
+        use crate::proto::crypto::hmac::{Backend, HmacSha256};
+        let tag = zeroize::Zeroizing::new(Backend::new(&self.0).mac(&[FINGERPRINT_LABEL]));
+        let mut short = [0u8; FINGERPRINT_LEN];
+        short.copy_from_slice(&tag[..FINGERPRINT_LEN]);
+        Fingerprint(short)
     }
 
     /// The key's bytes, for the handshake's `MixKeyAndHash`.
@@ -44,9 +65,23 @@ impl PartialEq for Psk {
 
 impl Eq for Psk {}
 
+/// A key's public name ([`Psk::fingerprint`]), printed as 16 lower-case hex digits: safe to log, show
+/// and compare, so operators can see which key a connection used without seeing the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; FINGERPRINT_LEN]);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fingerprint of the key file "abc", computed by Python's `hmac` module.
+    const FINGERPRINT_ABC: &str = "61578d83b35e92bb";
 
     #[test]
     fn key_file_is_hashed_with_sha256() {
@@ -56,6 +91,15 @@ mod tests {
             hex::encode(k.as_bytes()),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn the_fingerprint_is_hmac_sha256_of_the_label_keyed_by_k() {
+        // Python: hmac.new(hashlib.sha256(b"abc").digest(), b"spiped-rs key fingerprint v1",
+        // hashlib.sha256).hexdigest()[:16]
+        let k = Psk::from_key_file(b"abc");
+        assert_eq!(k.fingerprint().to_string(), FINGERPRINT_ABC);
+        assert_ne!(Psk::from_key_file(b"abd").fingerprint(), k.fingerprint());
     }
 
     #[test]

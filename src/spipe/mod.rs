@@ -9,7 +9,7 @@ use std::io::Write;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::key::{self, KeyError};
+use crate::keys::{self, KeyError};
 use crate::proto::Protocol;
 use crate::tunnel::Dialer;
 use crate::tunnel::addr::{AddrError, SocketSpec, TargetAddrs};
@@ -72,7 +72,7 @@ pub fn run(args: &Args) -> Result<(), SpipeError> {
         Some(spec) => Some(spec.resolve_blocking().map_err(flag("-b"))?.swap_remove(0)),
         None => None,
     };
-    let loaded = key::load(&args.key_file)?;
+    let loaded = keys::load(&args.key_file)?;
     for warning in loaded.warnings(&args.key_file) {
         // Not eprintln!, which panics if standard error is closed.
         let _ = writeln!(std::io::stderr(), "spipe: warning: {warning}");

@@ -114,7 +114,7 @@ pub struct Admission {
 /// # Errors
 /// [`ConnError`]; the sockets have been closed (reset, where the connection failed) when it returns.
 pub async fn handle(accepted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
-    match tunnel.mode {
+    match tunnel.settings.mode {
         Mode::Encrypt => encrypt_end(accepted, tunnel, admission.abort).await,
         Mode::Decrypt => decrypt_end(accepted, tunnel, admission).await,
     }
@@ -135,11 +135,13 @@ pub struct Initiator<'a> {
 
 /// `-e`: the initiator's side of a connection, with the tunnel's settings.
 async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Summary, ConnError> {
-    let protocol = match tunnel.protocols {
+    let protocol = match tunnel.settings.protocols {
         Protocols::Only(protocol) => protocol,
         Protocols::Both => Protocol::Native,
     };
-    let initiator = Initiator { dialer: &tunnel.dialer, psk: &tunnel.psk, protocol, classic: tunnel.classic };
+    let keys = tunnel.keys.current();
+    let initiator =
+        Initiator { dialer: &tunnel.dialer, psk: keys.first(), protocol, classic: tunnel.settings.classic };
     initiate(plain, initiator, abort).await
 }
 
@@ -209,14 +211,16 @@ async fn encrypted<S: Seal, O: Open>(
 async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -> Result<Summary, ConnError> {
     let Admission { unproven, limit, mut abort } = admission;
     let (mut er, mut ew) = encrypted.into_split();
-    let deadline = Instant::now() + tunnel.unproven_timeout;
+    let deadline = Instant::now() + tunnel.settings.unproven_timeout;
+    // One snapshot for the whole handshake: a reload meanwhile changes the keys of later connections.
+    let keys = tunnel.keys.current();
     let proof = async {
         let mut ticket = unproven;
         let (spoken, first) =
-            before(deadline, &mut ticket, handshake::detect(&mut er, tunnel.protocols)).await?;
+            before(deadline, &mut ticket, handshake::detect(&mut er, tunnel.settings.protocols)).await?;
         match spoken {
             Protocol::Native => {
-                let hello = native::answer_hello(&mut er, &mut ew, &tunnel.psk, first);
+                let hello = native::answer_hello(&mut er, &mut ew, keys.first(), first);
                 let unconfirmed = before(deadline, &mut ticket, hello).await?;
                 if let Some(ticket) = &mut ticket {
                     ticket.hello_verified();
@@ -226,7 +230,13 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             }
             Protocol::Classic => {
                 // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
-                let y = Box::pin(classic::respond(&mut er, &mut ew, &tunnel.psk, tunnel.classic, first));
+                let y = Box::pin(classic::respond(
+                    &mut er,
+                    &mut ew,
+                    keys.first(),
+                    tunnel.settings.classic,
+                    first,
+                ));
                 before(deadline, &mut ticket, y).await.map(Pair::Classic)
             }
         }

@@ -162,8 +162,10 @@ pub async fn run(
     force: impl Future<Output = ()>,
 ) -> Stopped {
     tokio::pin!(drain);
-    let limit = (tunnel.max_connections > 0).then(|| Arc::new(Semaphore::new(tunnel.max_connections)));
-    let unproven = (tunnel.mode == Mode::Decrypt).then(|| Unproven::new(tunnel.max_unproven));
+    let limit = (tunnel.settings.max_connections > 0)
+        .then(|| Arc::new(Semaphore::new(tunnel.settings.max_connections)));
+    let unproven =
+        (tunnel.settings.mode == Mode::Decrypt).then(|| Unproven::new(tunnel.settings.max_unproven));
     let failures = FailureLog::new();
     let summaries = tokio::spawn(failures.clone().summarize());
     let (aborter, abort) = abort_channel();
@@ -171,12 +173,12 @@ pub async fn run(
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let permit = match (&limit, tunnel.mode) {
+        let permit = match (&limit, tunnel.settings.mode) {
             (Some(sem), Mode::Encrypt) => match sem.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     tracing::warn!(
-                        limit = tunnel.max_connections,
+                        limit = tunnel.settings.max_connections,
                         "connection limit reached; new connections wait in the backlog"
                     );
                     tokio::select! {
@@ -215,7 +217,7 @@ pub async fn run(
         });
         let admission = Admission {
             unproven: ticket,
-            limit: if tunnel.mode == Mode::Decrypt { limit.clone() } else { None },
+            limit: if tunnel.settings.mode == Mode::Decrypt { limit.clone() } else { None },
             abort: abort.clone(),
         };
         let tunnel = tunnel.clone();

@@ -12,7 +12,6 @@ pub mod shutdown;
 pub mod stream;
 pub mod unproven;
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -21,22 +20,34 @@ pub use connection::Mode;
 pub use dial::Dialer;
 pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
 
+use crate::keys::KeyRing;
+use crate::proto::Protocols;
 use crate::proto::classic::ForwardSecrecy;
-use crate::proto::{Protocols, Psk};
+pub use crate::stats::Stats;
 
-/// Everything a connection needs to know, shared by all of them.
+/// Everything a connection needs to know, shared by all of them: what does not change while the
+/// daemon runs, the keys (which a reload replaces), how to reach the target, and the counters.
 #[derive(Debug)]
 pub struct Tunnel {
+    /// Fixed at start.
+    pub settings: Settings,
+    /// The key set in force; each connection takes a snapshot of it when it starts.
+    pub keys: KeyRing,
+    /// How connections reach the target, within -o (which also bounds the `-e` end's handshake).
+    pub dialer: Dialer,
+    /// Counters for logs and status.
+    pub stats: Stats,
+}
+
+/// What an end is told at start and keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
     /// Which end this is.
     pub mode: Mode,
-    /// The shared key.
-    pub psk: Psk,
     /// The protocols connections may use: one on `-e`; one or both on `-d`.
     pub protocols: Protocols,
     /// What classic connections do about forward secrecy (`-f`, `-g`).
     pub classic: ForwardSecrecy,
-    /// How connections reach the target, within -o (which also bounds the `-e` end's handshake).
-    pub dialer: Dialer,
     /// Bound on a `-d` end's handshake: the time a peer that has not proved the key may hold a
     /// connection. Short, since a legitimate initiator sends its hello as soon as it connects.
     pub unproven_timeout: Duration,
@@ -44,19 +55,6 @@ pub struct Tunnel {
     pub max_connections: usize,
     /// Most `-d` connections whose peer has not yet proved the key, in each tier of [`unproven`].
     pub max_unproven: usize,
-    /// Counters for logs and status.
-    pub stats: Stats,
-}
-
-/// Connection counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connections being served now.
-    pub active: AtomicU64,
-    /// Connections accepted since start.
-    pub total: AtomicU64,
-    /// Connections that ended in an error (handshake, target, or an aborted stream).
-    pub failed: AtomicU64,
 }
 
 /// The longest a `-d` end waits for a peer to prove the key (or -o, if shorter): a hello comes as soon
