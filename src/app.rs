@@ -1,5 +1,6 @@
-//! Start-up in spiped's order, then the runtime: resolve, read the key, bind, daemonize, drop
-//! privileges, serve until SIGTERM, drain; systemd is told each step when it started us.
+//! Start-up in spiped's order, then the runtime: resolve, read the keys, bind, daemonize, drop
+//! privileges, serve until SIGTERM (reloading the keys at each SIGHUP), drain; systemd is told each
+//! step when it started us.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 use crate::daemon;
 use crate::keys::KeyRing;
+use crate::reload;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
@@ -74,6 +76,10 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         });
         let (first, second) =
             shutdown_signals(config.foreground).context("cannot install signal handlers")?;
+        // Caught from before READY=1: a SIGHUP from then on reloads, and never kills the daemon.
+        let hangups = signal(SignalKind::hangup()).context("cannot install signal handlers")?;
+        let reloader =
+            tokio::spawn(reload::keys_on_hangup(hangups, tunnel.clone(), config.key_files.clone()));
         let draining = tunnel.clone();
         let drain = async move {
             first.await;
@@ -90,6 +96,7 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         let informer = tokio::spawn(systemd::keep_informed(tunnel.clone()));
         let stopped = tunnel::run(listener, tunnel, drain, second).await;
         informer.abort();
+        reloader.abort();
         tracing::info!("stopped");
         anyhow::Ok(stopped)
     })?;

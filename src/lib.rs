@@ -14,6 +14,7 @@
 //!   (the `-d` end tells them apart by the first bytes), and the pump, generic over the protocols.
 //! - [`daemon`]: fork after binding, the pid file (locked), the unix socket file it bound, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
+//! - [`reload`]: SIGHUP reads the key files again; new connections use the new set.
 //! - [`stats`]: connection counters and their snapshot, for the systemd status line.
 //! - [`systemd`]: readiness, status, watchdog and socket activation; no-ops without systemd.
 //! - [`app`]: start-up in spiped's order and the runtime, used by `main`.
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod keys;
 pub mod logging;
 pub mod proto;
+pub mod reload;
 pub mod spipe;
 pub mod stats;
 pub mod systemd;

@@ -1,6 +1,6 @@
 //! systemd integration, all of it a no-op when systemd did not start us: readiness (`READY=1`),
-//! a `STATUS=` line with live connections and totals, `STOPPING=1` while draining, watchdog pings, and
-//! socket activation (`LISTEN_FDS`).
+//! a `STATUS=` line with live connections, totals and the keys in force, `RELOADING=1` and `READY=1`
+//! around a reload, `STOPPING=1` while draining, watchdog pings, and socket activation (`LISTEN_FDS`).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -49,6 +49,26 @@ pub fn take_listener() -> io::Result<Option<StdListener>> {
 /// Tells systemd the daemon is serving.
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Tells systemd a reload has begun (`RELOADING=1`, with the monotonic clock's time, which systemd
+/// 253's `Type=notify-reload` requires and older ones ignore).
+pub async fn reloading() {
+    let _ = off_runtime(|| {
+        let mut states = vec![NotifyState::Reloading];
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            states.push(now);
+        }
+        notify(&states);
+    })
+    .await;
+}
+
+/// Tells systemd the reload is over, whether it took or not (the old keys then serve on), with the
+/// status line.
+pub async fn reloaded(status: &str) {
+    let status = status.to_string();
+    let _ = off_runtime(move || notify(&[NotifyState::Ready, NotifyState::Status(&status)])).await;
 }
 
 /// Tells systemd the daemon is draining. Sent from the runtime's blocking pool, like every notification

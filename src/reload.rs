@@ -1,0 +1,49 @@
+//! Reload on SIGHUP: every key file is read again, and the new set is put in force for the
+//! connections that start from then on; live connections keep the keys they started with. A reload
+//! that fails (a file missing, empty, unreadable) changes nothing and says why. Nothing else is read
+//! again: addresses, limits and privileges stay as they were at start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::signal::unix::Signal;
+
+use crate::keys::KeySet;
+use crate::systemd;
+use crate::tunnel::Tunnel;
+
+/// Reloads the keys at each signal from `hangups`, until the runtime stops. `key_files` are the -k
+/// paths as given at start.
+pub async fn keys_on_hangup(mut hangups: Signal, tunnel: Arc<Tunnel>, key_files: Vec<PathBuf>) {
+    while hangups.recv().await.is_some() {
+        systemd::reloading().await;
+        reload(&tunnel, &key_files).await;
+        systemd::reloaded(&systemd::status_line(&tunnel)).await;
+    }
+}
+
+/// One reload, logged either way.
+async fn reload(tunnel: &Tunnel, key_files: &[PathBuf]) {
+    if key_files.iter().any(|path| path.as_os_str() == "-") {
+        tracing::warn!(
+            "reload: the key was read from standard input (-k -) and cannot be read again; the keys in \
+             force are kept"
+        );
+        return;
+    }
+    let files = key_files.to_vec();
+    // Reading files blocks; a runtime worker must not.
+    let loaded = tokio::task::spawn_blocking(move || KeySet::load(&files)).await;
+    match loaded {
+        Ok(Ok((set, warnings))) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            let fingerprints: Vec<String> = set.fingerprints().map(|f| f.to_string()).collect();
+            tunnel.keys.replace(set);
+            tracing::info!(keys = %fingerprints.join(","), "reloaded: new connections use these keys");
+        }
+        Ok(Err(e)) => tracing::warn!("reload failed, the keys in force are kept: {e}"),
+        Err(e) => tracing::warn!("reload failed, the keys in force are kept: {e}"),
+    }
+}
