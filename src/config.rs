@@ -176,12 +176,14 @@ impl Config {
     }
 
     /// Reads the key files, logging a warning for each that is readable by others or shorter than 32
-    /// bytes, and for a key given twice.
+    /// bytes, and for a key given twice. An `-e` end must end up with exactly one key.
     ///
     /// # Errors
     /// [`ConfigError::Key`] for the first file that cannot be used.
     pub fn load_keys(&self) -> Result<KeySet, ConfigError> {
         let (set, warnings) = KeySet::load(&self.key_files)?;
+        // Both ends, until the -d end's responders take a set: a -d end must not ignore a key it was given.
+        set.only_one()?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }

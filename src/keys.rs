@@ -52,6 +52,18 @@ pub enum KeyError {
     /// The operating system's random source failed.
     #[error("cannot read the operating system's random source: {0}")]
     Random(String),
+    /// An initiator (`-e`) was given several keys; it uses exactly one.
+    #[error("an -e end uses one key, and the key files given hold {count}; several are for -d ends")]
+    Several {
+        /// How many keys the files held.
+        count: usize,
+    },
+    /// A key directory holds no key file.
+    #[error("key directory {path} holds no key file (names starting with '.' are skipped)")]
+    EmptyDirectory {
+        /// The directory given with -k.
+        path: PathBuf,
+    },
     /// The file is unreasonably large: probably not a key file.
     #[error("key file {path} is larger than {MAX_KEY_FILE_LEN} bytes; is it the right file?")]
     TooLong {
@@ -138,15 +150,20 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Reads every key file in `paths` (at least one). A file whose key is already in the set (the
-    /// same file twice, or a copy) is left out. Returns the set and the warnings to log, one line each.
+    /// Reads every key file in `paths` (at least one); a directory stands for the key files in it (see
+    /// [`key_files`]). A file whose key is already in the set (the same file twice, or a copy) is left
+    /// out. Returns the set and the warnings to log, one line each.
     ///
     /// # Errors
     /// The first key file that cannot be used ([`load`]); no set is made then.
     pub fn load(paths: &[PathBuf]) -> Result<(KeySet, Vec<String>), KeyError> {
         let mut set = KeySet { psks: Vec::new(), names: Vec::new() };
         let mut warnings = Vec::new();
+        let mut files = Vec::new();
         for path in paths {
+            files.extend(key_files(path)?);
+        }
+        for path in &files {
             let loaded = load(path)?;
             warnings.extend(loaded.warnings(path));
             let fingerprint = loaded.psk.fingerprint();
@@ -163,6 +180,17 @@ impl KeySet {
         }
         assert!(!set.psks.is_empty(), "the command line requires at least one key file");
         Ok((set, warnings))
+    }
+
+    /// Checks that the set holds one key, as an initiator's must.
+    ///
+    /// # Errors
+    /// [`KeyError::Several`] otherwise.
+    pub fn only_one(&self) -> Result<(), KeyError> {
+        match self.len() {
+            1 => Ok(()),
+            count => Err(KeyError::Several { count }),
+        }
     }
 
     /// A set of one key with no file behind it: for tests, benchmarks and the demonstration.
@@ -237,6 +265,35 @@ impl KeyRing {
     pub fn replace(&self, set: KeySet) {
         *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
     }
+}
+
+/// The key files `path` stands for: itself, or, for a directory, every regular file directly in it
+/// whose name does not start with '.', in name order. A directory is listed anew at each reload, so a
+/// key can be added or removed without changing the command line (the systemd units rely on this).
+///
+/// # Errors
+/// [`KeyError::Read`] when the directory cannot be listed, [`KeyError::EmptyDirectory`] when it
+/// holds no key file.
+pub fn key_files(path: &Path) -> Result<Vec<PathBuf>, KeyError> {
+    let read_err = |source| KeyError::Read { path: path.to_path_buf(), source };
+    if path == Path::new("-") || !std::fs::metadata(path).map_err(read_err)?.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
+        // Followed, as `-k` itself follows links: a key directory may link its files from elsewhere.
+        let regular = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
+        if !hidden && regular {
+            files.push(entry.path());
+        }
+    }
+    if files.is_empty() {
+        return Err(KeyError::EmptyDirectory { path: path.to_path_buf() });
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Bytes of a key file made by [`keygen`]: what [`STRONG_KEY_FILE_LEN`] asks for.
@@ -371,6 +428,21 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("the same key"), "{warnings:?}");
         assert!(!format!("{set:?}").contains("[1, 1"), "Debug shows no key bytes");
+    }
+
+    #[test]
+    fn a_key_directory_stands_for_its_visible_files_in_name_order() {
+        let dir = std::env::temp_dir().join(format!("spiped-keydir-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for (name, byte) in [("b.key", 2u8), ("a.key", 1), (".hidden", 3)] {
+            std::fs::write(dir.join(name), [byte; 32]).unwrap();
+            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert_eq!(key_files(&dir).unwrap(), [dir.join("a.key"), dir.join("b.key")]);
+        let (set, _) = KeySet::load(std::slice::from_ref(&dir)).unwrap();
+        assert_eq!(set.psks(), [Psk::from_key_file(&[1; 32]), Psk::from_key_file(&[2; 32])]);
+        assert!(matches!(key_files(&dir.join("sub")), Err(KeyError::EmptyDirectory { .. })));
     }
 
     #[test]

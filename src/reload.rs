@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::signal::unix::Signal;
 
-use crate::keys::KeySet;
+use crate::keys::{KeyError, KeySet};
+use crate::stats::Reload;
 use crate::systemd;
-use crate::tunnel::Tunnel;
+use crate::tunnel::{Mode, Tunnel};
 
 /// Reloads the keys at each signal from `hangups`, until the runtime stops. `key_files` are the -k
 /// paths as given at start.
@@ -22,18 +23,33 @@ pub async fn keys_on_hangup(mut hangups: Signal, tunnel: Arc<Tunnel>, key_files:
     }
 }
 
-/// One reload, logged either way.
+/// One reload, logged either way and counted.
 async fn reload(tunnel: &Tunnel, key_files: &[PathBuf]) {
+    let outcome = if try_reload(tunnel, key_files).await { Reload::Ok } else { Reload::Failed };
+    tunnel.stats.reloaded(outcome);
+}
+
+/// Reads the keys again and puts them in force; false (logged) when the keys in force are kept.
+async fn try_reload(tunnel: &Tunnel, key_files: &[PathBuf]) -> bool {
     if key_files.iter().any(|path| path.as_os_str() == "-") {
         tracing::warn!(
             "reload: the key was read from standard input (-k -) and cannot be read again; the keys in \
              force are kept"
         );
-        return;
+        return false;
     }
     let files = key_files.to_vec();
     // Reading files blocks; a runtime worker must not.
-    let loaded = tokio::task::spawn_blocking(move || KeySet::load(&files)).await;
+    // Both ends, until the -d end's responders take a set: a -d end must not ignore a key it was given.
+    let initiator = tunnel.settings.mode == Mode::Encrypt || tunnel.settings.mode == Mode::Decrypt;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let (set, warnings) = KeySet::load(&files)?;
+        if initiator {
+            set.only_one()?;
+        }
+        Ok::<_, KeyError>((set, warnings))
+    })
+    .await;
     match loaded {
         Ok(Ok((set, warnings))) => {
             for warning in warnings {
@@ -42,8 +58,15 @@ async fn reload(tunnel: &Tunnel, key_files: &[PathBuf]) {
             let fingerprints: Vec<String> = set.fingerprints().map(|f| f.to_string()).collect();
             tunnel.keys.replace(set);
             tracing::info!(keys = %fingerprints.join(","), "reloaded: new connections use these keys");
+            true
         }
-        Ok(Err(e)) => tracing::warn!("reload failed, the keys in force are kept: {e}"),
-        Err(e) => tracing::warn!("reload failed, the keys in force are kept: {e}"),
+        Ok(Err(e)) => {
+            tracing::warn!("reload failed, the keys in force are kept: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("reload failed, the keys in force are kept: {e}");
+            false
+        }
     }
 }

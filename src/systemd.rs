@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+use crate::stats::Reload;
 use crate::tunnel::{StdListener, Tunnel};
 
 /// Shortest time between two `STATUS=` updates.
@@ -108,18 +109,27 @@ pub async fn keep_informed(tunnel: Arc<Tunnel>) {
 }
 
 /// The `STATUS=` text: what an operator wants from `systemctl status`, the fingerprints of the keys in
-/// force included (during a rotation: has the reload taken?).
+/// force included (during a rotation: has the reload taken?), and after a reload its count and outcome.
 pub fn status_line(tunnel: &Tunnel) -> String {
     let s = tunnel.stats.snapshot();
     let keys: Vec<String> = tunnel.keys.current().fingerprints().map(|f| f.to_string()).collect();
-    format!(
+    let mut line = format!(
         "{} live connections, {} since start, {} failed; key{} {}",
         s.active,
         s.total,
         s.failed,
         if keys.len() == 1 { "" } else { "s" },
         keys.join(", ")
-    )
+    );
+    // What the units' reload command waits for: the count it saw before, plus one.
+    if let Some((n, outcome)) = s.reload {
+        let outcome = match outcome {
+            Reload::Ok => "ok",
+            Reload::Failed => "failed",
+        };
+        line.push_str(&format!("; reload {n} {outcome}"));
+    }
+    line
 }
 
 /// Runs a send to the notify socket on the runtime's blocking pool. sd-notify sends on a blocking socket,
