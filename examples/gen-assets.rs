@@ -78,6 +78,12 @@ Stop accepting connections, let live connections finish, then exit 0. A second S
 .TP
 \fBSIGINT\fR
 As SIGTERM, when running in the foreground (\fB\-F\fR).
+.TP
+\fBSIGHUP\fR
+Read every key file (and list every key directory) again: connections that start from then on use the
+new keys; live connections keep theirs. A reload that fails (a file missing, empty or unreadable) keeps
+the keys in force and logs why. Nothing else is read again. Under systemd, \fBsystemctl reload\fR does
+this (docs/keys.md).
 .SH EXIT STATUS
 0 on a clean shutdown (or, without \fB\-F\fR, once the daemon is serving);
 1 for bad arguments, an unusable key, an address that cannot be resolved or bound, or any other failure
