@@ -56,8 +56,8 @@ fn fresh() -> DhPrivate {
 /// The initiator's y and MAC, and the responder's, for the fixed nonces.
 fn messages(fs: ForwardSecrecy) -> ([u8; Y_AND_MAC_LEN], [u8; Y_AND_MAC_LEN]) {
     let (_, y_c) = Initiator::start(&psk(), fs, NONCE_C).0.read_nonce(&NONCE_S, fresh());
-    let responder = Responder::start(&psk(), fs, NONCE_S).0.read_nonce(&NONCE_C);
-    let (_, y_s) = responder.read_y(&y_c, fresh()).expect("the same key");
+    let responder = Responder::start(&[psk()], fs, NONCE_S).0.read_nonce(&NONCE_C);
+    let (_, y_s, _) = responder.read_y(&y_c, fresh()).expect("the same key");
     (y_c, y_s)
 }
 
@@ -68,7 +68,7 @@ fn initiator(psk: &Psk, fs: ForwardSecrecy, y_s: &[u8; Y_AND_MAC_LEN]) -> Transp
 }
 
 fn responder(psk: &Psk, fs: ForwardSecrecy, y_c: &[u8; Y_AND_MAC_LEN]) -> Transport {
-    let (responder, _) = Responder::start(psk, fs, NONCE_S);
+    let (responder, _) = Responder::start(std::slice::from_ref(psk), fs, NONCE_S);
     let responder = responder.read_nonce(&NONCE_C);
     responder.read_y(y_c, fresh()).expect("the initiator's message verifies").0
 }

@@ -64,8 +64,9 @@ fn fresh_seed() -> [u8; 32] {
 fn connected_pair(psk: &Psk) -> (Sealer, Opener) {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rng));
-    let (unconfirmed, response) =
-        Responder::accept(psk, &hello, EphemeralKey::generate(&mut rng)).expect("honest hello");
+    let (unconfirmed, response, _) =
+        Responder::accept(std::slice::from_ref(psk), &hello, EphemeralKey::generate(&mut rng))
+            .expect("honest hello");
     let mut first = Vec::new();
     let client = initiator.read_response(&response, &mut first).expect("honest response");
     let Confirm::Confirmed { transport, .. } = unconfirmed.confirm(&mut first).expect("honest record") else {
@@ -91,9 +92,12 @@ fn handshake(c: &mut Criterion) {
         let mut wire = Vec::with_capacity(RECORD_OVERHEAD);
         b.iter(|| {
             let (initiator, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rng));
-            let (unconfirmed, response) =
-                Responder::accept(&psk, black_box(&hello), EphemeralKey::generate(&mut rng))
-                    .expect("honest hello");
+            let (unconfirmed, response, _) = Responder::accept(
+                std::slice::from_ref(&psk),
+                black_box(&hello),
+                EphemeralKey::generate(&mut rng),
+            )
+            .expect("honest hello");
             wire.clear();
             let client = initiator.read_response(black_box(&response), &mut wire).expect("honest response");
             let sent = wire.len();
@@ -112,8 +116,12 @@ fn handshake(c: &mut Criterion) {
             || {
                 let seed = fresh_seed();
                 let (_, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut StdRng::from_seed(seed)));
-                let (_, response) = Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rand::rng()))
-                    .expect("honest hello");
+                let (_, response, _) = Responder::accept(
+                    std::slice::from_ref(&psk),
+                    &hello,
+                    EphemeralKey::generate(&mut rand::rng()),
+                )
+                .expect("honest hello");
                 (StdRng::from_seed(seed), response, Vec::with_capacity(RECORD_OVERHEAD))
             },
             |(mut rng, response, mut out)| {
@@ -133,16 +141,20 @@ fn handshake(c: &mut Criterion) {
             || {
                 let seed = fresh_seed();
                 let (initiator, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rand::rng()));
-                let (_, response) =
-                    Responder::accept(&psk, &hello, EphemeralKey::generate(&mut StdRng::from_seed(seed)))
-                        .expect("honest hello");
+                let (_, response, _) = Responder::accept(
+                    std::slice::from_ref(&psk),
+                    &hello,
+                    EphemeralKey::generate(&mut StdRng::from_seed(seed)),
+                )
+                .expect("honest hello");
                 let mut first = Vec::new();
                 initiator.read_response(&response, &mut first).expect("honest response");
                 (StdRng::from_seed(seed), hello, first)
             },
             |(mut rng, hello, mut first)| {
-                let (unconfirmed, response) =
-                    Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rng)).expect("honest hello");
+                let (unconfirmed, response, _) =
+                    Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::generate(&mut rng))
+                        .expect("honest hello");
                 black_box(&response);
                 let sent = first.len();
                 let Confirm::Confirmed { transport, consumed, .. } = unconfirmed

@@ -66,12 +66,12 @@ fn handshake(
     };
     let psk = psk();
     let (initiator, mut nonce_c) = Initiator::start(&psk, fs_c, r.nonce_c);
-    let (responder, mut nonce_s) = Responder::start(&psk, fs_s, r.nonce_s);
+    let (responder, mut nonce_s) = Responder::start(std::slice::from_ref(&psk), fs_s, r.nonce_s);
     flip(0, &mut nonce_c);
     flip(SIDE, &mut nonce_s);
     let (initiator, mut y_c) = initiator.read_nonce(&nonce_s, DhPrivate::from_bytes(r.x_c));
     flip(NONCE_LEN, &mut y_c);
-    let (server, mut y_s) = responder.read_nonce(&nonce_c).read_y(&y_c, DhPrivate::from_bytes(r.x_s))?;
+    let (server, mut y_s, _) = responder.read_nonce(&nonce_c).read_y(&y_c, DhPrivate::from_bytes(r.x_s))?;
     flip(SIDE + NONCE_LEN, &mut y_s);
     let client = initiator.read_y(&y_s)?;
     Ok(Ends { client: client.split(), server: server.split() })

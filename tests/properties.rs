@@ -76,9 +76,10 @@ proptest! {
         let (initiator, mut hello) = Initiator::start(&psk, EphemeralKey::from_bytes(ei));
         if bit < HELLO_LEN * 8 {
             hello[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).is_err());
+            prop_assert!(Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::from_bytes(er)).is_err());
         } else {
-            let (_, mut msg2) = Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).unwrap();
+            let (_, mut msg2, _) =
+                Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::from_bytes(er)).unwrap();
             let bit = bit - HELLO_LEN * 8;
             msg2[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(initiator.read_response(&msg2, &mut Vec::new()).is_err());

@@ -142,7 +142,7 @@ fn check_classify(first: &[u8; PREAMBLE_LEN]) {
 /// The responder reads `hello`; its verdict must agree with the preamble's.
 fn accept(hello: &[u8; HELLO_LEN]) -> Option<(Unconfirmed, [u8; MSG2_LEN])> {
     let preamble = hello.first_chunk::<PREAMBLE_LEN>().expect("a hello starts with a preamble");
-    let result = Responder::accept(&psk(), hello, responder_key());
+    let result = Responder::accept(&[psk()], hello, responder_key());
     match (Preamble::check(preamble), &result) {
         (Err(refused), result) => assert_eq!(result.as_ref().err(), Some(&refused)),
         (Ok(()), Ok(_)) => {}
@@ -150,7 +150,7 @@ fn accept(hello: &[u8; HELLO_LEN]) -> Option<(Unconfirmed, [u8; MSG2_LEN])> {
             assert!(matches!(e, ProtoError::HandshakeAuth | ProtoError::NonContributory), "accept: {e:?}");
         }
     }
-    result.ok()
+    result.ok().map(|(unconfirmed, msg2, _)| (unconfirmed, msg2))
 }
 
 /// The initiator reads `msg2`: it either fails with a handshake error or emits one confirmation record.

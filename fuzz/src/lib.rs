@@ -45,8 +45,8 @@ pub struct Established {
 pub fn establish() -> Established {
     let psk = psk();
     let (initiator, hello) = Initiator::start(&psk, initiator_key());
-    let (unconfirmed, msg2) =
-        Responder::accept(&psk, &hello, responder_key()).expect("an honest hello is accepted");
+    let (unconfirmed, msg2, _) = Responder::accept(std::slice::from_ref(&psk), &hello, responder_key())
+        .expect("an honest hello is accepted");
     let mut wire = Vec::new();
     let initiator = initiator.read_response(&msg2, &mut wire).expect("an honest message 2 is accepted");
     match unconfirmed.confirm(&mut wire).expect("an honest confirmation record opens") {

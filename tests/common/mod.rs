@@ -21,7 +21,8 @@ pub struct Pair {
 pub fn establish(psk: &Psk) -> Pair {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rng));
-    let (unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rng)).unwrap();
+    let (unconfirmed, msg2, _) =
+        Responder::accept(std::slice::from_ref(psk), &hello, EphemeralKey::generate(&mut rng)).unwrap();
     let mut first = Vec::new();
     let (client_tx, client_rx) = initiator.read_response(&msg2, &mut first).unwrap().split();
     let Confirm::Confirmed { transport, data, consumed } = unconfirmed.confirm(&mut first).unwrap() else {

@@ -69,6 +69,10 @@ pub struct Established<S, O> {
     pub first: Vec<u8>,
     /// Bytes read from the peer past the handshake, to open before reading more.
     pub pending: Vec<u8>,
+    /// The index of the key the peer proved, in the slice the responder was given, so the caller
+    /// can say which key a connection used (by its fingerprint); always 0 on an initiator, which
+    /// holds one key.
+    pub key: usize,
 }
 
 /// An established connection of either protocol.
