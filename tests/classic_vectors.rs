@@ -455,6 +455,27 @@ fn fail_wrong_key() {
     assert_eq!(initiator.read_nonce(&s.nonce_s, fresh_private()).1, y_c, "our -e end sends the same y_C");
 }
 
+/// spiped 1.6's y_C from the same capture, read by a -d end holding both keys (its own first): it
+/// verifies under the second, the index says so, and the session under it carries data both ways.
+#[test]
+fn fail_wrong_key_is_accepted_by_a_responder_holding_both_keys() {
+    let s = Session::load("fail_wrong_key");
+    let keys = [s.psk_s.clone(), s.psk_c.clone()];
+    let (responder, _) = Responder::start(&keys, s.fs_s(), s.nonce_s);
+    let (server, y_s, index) =
+        responder.read_nonce(&s.nonce_c).read_y(&s.y_c(), fresh_private()).expect("the second key verifies");
+    assert_eq!(index, 1);
+    // Both ends ran with -f, so our -e end under the initiator's key completes from the same nonces.
+    let (initiator, _) = Initiator::start(&s.psk_c, s.fs_c(), s.nonce_c);
+    let client = initiator.read_nonce(&s.nonce_s, fresh_private()).0.read_y(&y_s).expect("y_S verifies");
+    let ((mut c_tx, mut c_rx), (mut s_tx, mut s_rx)) = (client.split(), server.split());
+    for (tx, rx, data) in [(&mut c_tx, &mut s_rx, &b"PING\r\n"[..]), (&mut s_tx, &mut c_rx, b"+PONG\r\n")] {
+        let mut wire = Vec::new();
+        tx.seal_data(data, &mut wire).unwrap();
+        assert_eq!(rx.open(&mut wire).unwrap().unwrap().record, Record::Data(data));
+    }
+}
+
 /// Every file in the directory is replayed by one of the tests above.
 #[test]
 fn every_capture_has_a_test() {
