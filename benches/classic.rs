@@ -16,6 +16,9 @@
 //!   valid messages for every fresh private value the timed side draws.
 //! - `handshake/initiator-f`, `handshake/responder-f`: the same with `-f` on both ends (no
 //!   exponentiation: PBKDF2 and HMAC only).
+//! - `keys/refuse/<n>`: a responder holding `n` keys reads an initiator's y made under none of them:
+//!   `start`, `read_nonce` (a PBKDF2 per key) and `read_y` (an HMAC per key), refused before any
+//!   exponentiation: the per-key cost alone.
 //! - `exponentiation`: `Initiator::read_nonce` with forward secrecy: one exponentiation of the
 //!   generator, and two HMAC-SHA256 computations (about 2 µs) besides.
 //! - `seal/<size>`: `Seal::seal_frame` of a `<size>`-byte body in place in one reused 1060-byte frame.
@@ -30,8 +33,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use spiped::proto::Psk;
 use spiped::proto::classic::{
-    DhPrivate, ForwardSecrecy, Initiator, MAX_DATA, NONCE_LEN, Opener, PACKET_LEN, Responder, Sealer,
-    Transport, Y_AND_MAC_LEN,
+    DhPrivate, ForwardSecrecy, HandshakeError, Initiator, MAX_DATA, NONCE_LEN, Opener, PACKET_LEN, Responder,
+    Sealer, Transport, Y_AND_MAC_LEN,
 };
 use spiped::proto::framing::{Open, Seal};
 
@@ -56,8 +59,8 @@ fn fresh() -> DhPrivate {
 /// The initiator's y and MAC, and the responder's, for the fixed nonces.
 fn messages(fs: ForwardSecrecy) -> ([u8; Y_AND_MAC_LEN], [u8; Y_AND_MAC_LEN]) {
     let (_, y_c) = Initiator::start(&psk(), fs, NONCE_C).0.read_nonce(&NONCE_S, fresh());
-    let responder = Responder::start(&psk(), fs, NONCE_S).0.read_nonce(&NONCE_C);
-    let (_, y_s) = responder.read_y(&y_c, fresh()).expect("the same key");
+    let responder = Responder::start(&[psk()], fs, NONCE_S).0.read_nonce(&NONCE_C);
+    let (_, y_s, _) = responder.read_y(&y_c, fresh()).expect("the same key");
     (y_c, y_s)
 }
 
@@ -68,7 +71,7 @@ fn initiator(psk: &Psk, fs: ForwardSecrecy, y_s: &[u8; Y_AND_MAC_LEN]) -> Transp
 }
 
 fn responder(psk: &Psk, fs: ForwardSecrecy, y_c: &[u8; Y_AND_MAC_LEN]) -> Transport {
-    let (responder, _) = Responder::start(psk, fs, NONCE_S);
+    let (responder, _) = Responder::start(std::slice::from_ref(psk), fs, NONCE_S);
     let responder = responder.read_nonce(&NONCE_C);
     responder.read_y(y_c, fresh()).expect("the initiator's message verifies").0
 }
@@ -147,5 +150,27 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handshake, seal, open);
+/// How many keys `keys/refuse/<n>` gives the responder.
+const KEY_COUNTS: [usize; 2] = [1, 16];
+
+fn keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keys");
+    let stranger = Psk::from_key_file(b"a key file the responder does not hold");
+    let (_, y_c) = Initiator::start(&stranger, ForwardSecrecy::Skip, NONCE_C).0.read_nonce(&NONCE_S, fresh());
+    for n in KEY_COUNTS {
+        let keys: Vec<Psk> =
+            (0..n).map(|i| Psk::from_key_file(format!("benchmark key {i}").as_bytes())).collect();
+        group.bench_with_input(BenchmarkId::new("refuse", n), &n, |b, _| {
+            b.iter(|| {
+                let responder =
+                    Responder::start(&keys, ForwardSecrecy::Offer, NONCE_S).0.read_nonce(&NONCE_C);
+                let refused = responder.read_y(black_box(&y_c), fresh()).map(|(_, _, key)| key);
+                assert_eq!(refused, Err(HandshakeError::BadMac));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, handshake, keys, seal, open);
 criterion_main!(benches);

@@ -19,6 +19,11 @@
 //!   second `StdRng` with the same seed, so it generates the same key and the peer's precomputed
 //!   message verifies. Every routine unwraps its results, so a replay that went wrong would panic
 //!   rather than time a failure path.
+//! - `keys/refuse/<n>`, `keys/accept-last/<n>`: a responder holding `n` keys. `refuse`: a hello made
+//!   under none of them, so `Responder::accept` checks message 1's tag under each and fails before any
+//!   Diffie-Hellman: the per-key cost alone. `accept-last`: a hello under the last of them: `n` tag
+//!   checks, then the one X25519 exchange and message 2. The responder's ephemeral key is made in the
+//!   untimed setup.
 //! - `seal/<size>`: `Seal::seal_frame`, the zero-copy path, sealing a `<size>`-byte body in place
 //!   in one reused frame (no allocation, no copy of the data in).
 //! - `open/<size>`: `Opener::open` of records sealed beforehand, opened in order from the front of a
@@ -64,8 +69,9 @@ fn fresh_seed() -> [u8; 32] {
 fn connected_pair(psk: &Psk) -> (Sealer, Opener) {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rng));
-    let (unconfirmed, response) =
-        Responder::accept(psk, &hello, EphemeralKey::generate(&mut rng)).expect("honest hello");
+    let (unconfirmed, response, _) =
+        Responder::accept(std::slice::from_ref(psk), &hello, EphemeralKey::generate(&mut rng))
+            .expect("honest hello");
     let mut first = Vec::new();
     let client = initiator.read_response(&response, &mut first).expect("honest response");
     let Confirm::Confirmed { transport, .. } = unconfirmed.confirm(&mut first).expect("honest record") else {
@@ -91,9 +97,12 @@ fn handshake(c: &mut Criterion) {
         let mut wire = Vec::with_capacity(RECORD_OVERHEAD);
         b.iter(|| {
             let (initiator, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rng));
-            let (unconfirmed, response) =
-                Responder::accept(&psk, black_box(&hello), EphemeralKey::generate(&mut rng))
-                    .expect("honest hello");
+            let (unconfirmed, response, _) = Responder::accept(
+                std::slice::from_ref(&psk),
+                black_box(&hello),
+                EphemeralKey::generate(&mut rng),
+            )
+            .expect("honest hello");
             wire.clear();
             let client = initiator.read_response(black_box(&response), &mut wire).expect("honest response");
             let sent = wire.len();
@@ -112,8 +121,12 @@ fn handshake(c: &mut Criterion) {
             || {
                 let seed = fresh_seed();
                 let (_, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut StdRng::from_seed(seed)));
-                let (_, response) = Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rand::rng()))
-                    .expect("honest hello");
+                let (_, response, _) = Responder::accept(
+                    std::slice::from_ref(&psk),
+                    &hello,
+                    EphemeralKey::generate(&mut rand::rng()),
+                )
+                .expect("honest hello");
                 (StdRng::from_seed(seed), response, Vec::with_capacity(RECORD_OVERHEAD))
             },
             |(mut rng, response, mut out)| {
@@ -133,16 +146,20 @@ fn handshake(c: &mut Criterion) {
             || {
                 let seed = fresh_seed();
                 let (initiator, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rand::rng()));
-                let (_, response) =
-                    Responder::accept(&psk, &hello, EphemeralKey::generate(&mut StdRng::from_seed(seed)))
-                        .expect("honest hello");
+                let (_, response, _) = Responder::accept(
+                    std::slice::from_ref(&psk),
+                    &hello,
+                    EphemeralKey::generate(&mut StdRng::from_seed(seed)),
+                )
+                .expect("honest hello");
                 let mut first = Vec::new();
                 initiator.read_response(&response, &mut first).expect("honest response");
                 (StdRng::from_seed(seed), hello, first)
             },
             |(mut rng, hello, mut first)| {
-                let (unconfirmed, response) =
-                    Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rng)).expect("honest hello");
+                let (unconfirmed, response, _) =
+                    Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::generate(&mut rng))
+                        .expect("honest hello");
                 black_box(&response);
                 let sent = first.len();
                 let Confirm::Confirmed { transport, consumed, .. } = unconfirmed
@@ -248,5 +265,34 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handshake, seal, open);
+/// How many keys `keys/...` gives the responder.
+const KEY_COUNTS: [usize; 2] = [1, 16];
+
+fn keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keys");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    let stranger = Psk::from_key_file(b"a key file the responder does not hold");
+    for n in KEY_COUNTS {
+        let keys: Vec<Psk> =
+            (0..n).map(|i| Psk::from_key_file(format!("benchmark key {i}").as_bytes())).collect();
+        let (_, refused) = Initiator::start(&stranger, EphemeralKey::generate(&mut rand::rng()));
+        let (_, accepted) = Initiator::start(&keys[n - 1], EphemeralKey::generate(&mut rand::rng()));
+        for (name, hello, works) in [("refuse", refused, false), ("accept-last", accepted, true)] {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter_batched(
+                    || EphemeralKey::generate(&mut rand::rng()),
+                    |e| {
+                        let result = Responder::accept(&keys, black_box(&hello), e);
+                        assert_eq!(result.as_ref().map(|(_, _, key)| *key).ok(), works.then_some(n - 1));
+                        result
+                    },
+                    BatchSize::SmallInput,
+                );
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, handshake, keys, seal, open);
 criterion_main!(benches);

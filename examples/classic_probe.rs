@@ -228,7 +228,7 @@ fn spiped_e_to_responder(
     // spiped -e connects to its target only when a client connects to it.
     let (mut sock, _) = ours.accept()?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (responder, nonce) = Responder::start(psk, fs, rand::rng().random());
+    let (responder, nonce) = Responder::start(std::slice::from_ref(psk), fs, rand::rng().random());
     sock.write_all(&nonce)?;
     let mut peer_nonce = [0; NONCE_LEN];
     sock.read_exact(&mut peer_nonce)?;
@@ -236,7 +236,7 @@ fn spiped_e_to_responder(
     let mut peer_y = [0; Y_AND_MAC_LEN];
     sock.read_exact(&mut peer_y)?;
     let (transport, y) = match (responder.read_y(&peer_y, DhPrivate::generate(&mut rand::rng())), expect) {
-        (Ok(done), Expect::Works | Expect::TheyRefuse) => done,
+        (Ok((transport, y, _)), Expect::Works | Expect::TheyRefuse) => (transport, y),
         (Err(e), Expect::WeRefuse(expected)) if e == expected => {
             drop(sock);
             let _ = client.join();

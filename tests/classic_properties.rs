@@ -2,6 +2,9 @@
 //! sent; a close is clean exactly at a packet boundary and a truncation anywhere else; any single
 //! flipped bit of the handshake or of the packets is refused, never accepted, never a panic.
 
+mod common;
+
+use common::key_set;
 use proptest::prelude::*;
 use spiped::proto::classic::{
     DhPrivate, ForwardSecrecy, HandshakeError, Initiator, MAX_DATA, NONCE_LEN, Opener, PACKET_LEN, Responder,
@@ -52,10 +55,22 @@ struct Ends {
 /// each end's wire in turn) flipped on the way; returns how it ended. The messages go in spiped's
 /// order: both nonces, y_C, then y_S.
 fn handshake(
-    (fs_c, fs_s): (ForwardSecrecy, ForwardSecrecy),
+    settings: (ForwardSecrecy, ForwardSecrecy),
     r: &Randomness,
     bit: Option<usize>,
 ) -> Result<Ends, HandshakeError> {
+    among(settings, r, bit, &psk(), &[psk()]).map(|(ends, _)| ends)
+}
+
+/// As [`handshake`], with the initiator under `psk_c` and the responder holding `keys`: also
+/// returns the index of the key the responder reports.
+fn among(
+    (fs_c, fs_s): (ForwardSecrecy, ForwardSecrecy),
+    r: &Randomness,
+    bit: Option<usize>,
+    psk_c: &Psk,
+    keys: &[Psk],
+) -> Result<(Ends, usize), HandshakeError> {
     const SIDE: usize = NONCE_LEN + Y_AND_MAC_LEN;
     let flip = |at: usize, bytes: &mut [u8]| {
         if let Some(bit) = bit
@@ -64,17 +79,17 @@ fn handshake(
             bytes[bit / 8 - at] ^= 1 << (bit % 8);
         }
     };
-    let psk = psk();
-    let (initiator, mut nonce_c) = Initiator::start(&psk, fs_c, r.nonce_c);
-    let (responder, mut nonce_s) = Responder::start(&psk, fs_s, r.nonce_s);
+    let (initiator, mut nonce_c) = Initiator::start(psk_c, fs_c, r.nonce_c);
+    let (responder, mut nonce_s) = Responder::start(keys, fs_s, r.nonce_s);
     flip(0, &mut nonce_c);
     flip(SIDE, &mut nonce_s);
     let (initiator, mut y_c) = initiator.read_nonce(&nonce_s, DhPrivate::from_bytes(r.x_c));
     flip(NONCE_LEN, &mut y_c);
-    let (server, mut y_s) = responder.read_nonce(&nonce_c).read_y(&y_c, DhPrivate::from_bytes(r.x_s))?;
+    let (server, mut y_s, index) =
+        responder.read_nonce(&nonce_c).read_y(&y_c, DhPrivate::from_bytes(r.x_s))?;
     flip(SIDE + NONCE_LEN, &mut y_s);
     let client = initiator.read_y(&y_s)?;
-    Ok(Ends { client: client.split(), server: server.split() })
+    Ok((Ends { client: client.split(), server: server.split() }, index))
 }
 
 /// A sequence of writes, each sealed as it comes, as the pump seals its reads.
@@ -171,6 +186,27 @@ proptest! {
         prop_assert_eq!(got.data, packets[..close / PACKET_LEN].concat());
         let expected = if close % PACKET_LEN == 0 { None } else { Some(RecordError::Truncated) };
         prop_assert_eq!(got.error, expected, "closed after {} of {} bytes", close, wire.len());
+    }
+
+    /// A responder holding any set of keys accepts an initiator under any one of them and names it
+    /// (the first copy, if the set holds it twice); the session carries data both ways. An initiator
+    /// under a key outside the set is refused at its MAC.
+    #[test]
+    fn a_responder_accepts_any_key_of_its_set_and_names_it(
+        settings in settings(),
+        r in randomness(),
+        set in key_set(),
+        to_responder in writes(),
+        to_initiator in writes(),
+    ) {
+        let (Ends { mut client, mut server }, index) = among(settings, &r, None, &set.member, &set.keys).unwrap();
+        prop_assert_eq!(index, set.index);
+        for (tx, rx, writes) in [(&mut client.0, &mut server.1, &to_responder), (&mut server.0, &mut client.1, &to_initiator)] {
+            let (wire, _) = seal(tx, writes);
+            let got = receive(rx, &wire, &[wire.len().max(1)]);
+            prop_assert_eq!(got, Received { data: writes.concat(), error: None });
+        }
+        prop_assert_eq!(among(settings, &r, None, &set.stranger, &set.keys).err(), Some(HandshakeError::BadMac));
     }
 
     /// Any single bit flipped in any of the four handshake messages: the end that reads the altered

@@ -263,9 +263,9 @@ impl Session {
         fs: ForwardSecrecy,
         y_c: &[u8; Y_AND_MAC_LEN],
     ) -> Result<Transport, HandshakeError> {
-        let (responder, nonce) = Responder::start(&self.psk_s, fs, self.nonce_s);
+        let (responder, nonce) = Responder::start(std::slice::from_ref(&self.psk_s), fs, self.nonce_s);
         assert_eq!(nonce, self.nonce_s);
-        let (server, y_s) = responder.read_nonce(&self.nonce_c).read_y(y_c, fresh_private())?;
+        let (server, y_s, _) = responder.read_nonce(&self.nonce_c).read_y(y_c, fresh_private())?;
         if fs == ForwardSecrecy::Skip {
             assert_eq!(hex::encode(y_s), hex::encode(&self.r2i[NONCE_LEN..HANDSHAKE_LEN]), "our y_S = 1");
         }
@@ -449,10 +449,31 @@ fn fail_wrong_key() {
     let y_c = s.y_c();
     assert_eq!(s.as_responder(s.fs_s(), &y_c).err(), Some(HandshakeError::BadMac));
     // The same bytes under the initiator's key are accepted: the key alone made the difference.
-    let (responder, _) = Responder::start(&s.psk_c, s.fs_s(), s.nonce_s);
+    let (responder, _) = Responder::start(std::slice::from_ref(&s.psk_c), s.fs_s(), s.nonce_s);
     responder.read_nonce(&s.nonce_c).read_y(&y_c, fresh_private()).expect("the right key accepts y_C");
     let (initiator, _) = Initiator::start(&s.psk_c, s.fs_c(), s.nonce_c);
     assert_eq!(initiator.read_nonce(&s.nonce_s, fresh_private()).1, y_c, "our -e end sends the same y_C");
+}
+
+/// spiped 1.6's y_C from the same capture, read by a -d end holding both keys (its own first): it
+/// verifies under the second, the index says so, and the session under it carries data both ways.
+#[test]
+fn fail_wrong_key_is_accepted_by_a_responder_holding_both_keys() {
+    let s = Session::load("fail_wrong_key");
+    let keys = [s.psk_s.clone(), s.psk_c.clone()];
+    let (responder, _) = Responder::start(&keys, s.fs_s(), s.nonce_s);
+    let (server, y_s, index) =
+        responder.read_nonce(&s.nonce_c).read_y(&s.y_c(), fresh_private()).expect("the second key verifies");
+    assert_eq!(index, 1);
+    // Both ends ran with -f, so our -e end under the initiator's key completes from the same nonces.
+    let (initiator, _) = Initiator::start(&s.psk_c, s.fs_c(), s.nonce_c);
+    let client = initiator.read_nonce(&s.nonce_s, fresh_private()).0.read_y(&y_s).expect("y_S verifies");
+    let ((mut c_tx, mut c_rx), (mut s_tx, mut s_rx)) = (client.split(), server.split());
+    for (tx, rx, data) in [(&mut c_tx, &mut s_rx, &b"PING\r\n"[..]), (&mut s_tx, &mut c_rx, b"+PONG\r\n")] {
+        let mut wire = Vec::new();
+        tx.seal_data(data, &mut wire).unwrap();
+        assert_eq!(rx.open(&mut wire).unwrap().unwrap().record, Record::Data(data));
+    }
 }
 
 /// Every file in the directory is replayed by one of the tests above.
@@ -496,7 +517,7 @@ fn a_flipped_bit_in_the_handshake_is_refused() {
         } else {
             y_c[byte - NONCE_LEN] ^= mask;
         }
-        let (responder, _) = Responder::start(&s.psk_s, s.fs_s(), s.nonce_s);
+        let (responder, _) = Responder::start(std::slice::from_ref(&s.psk_s), s.fs_s(), s.nonce_s);
         let result = responder.read_nonce(&nonce_c).read_y(&y_c, fresh_private());
         assert_eq!(result.err(), Some(HandshakeError::BadMac), "i2r bit {bit}");
         // The initiator reads the responder's nonce and y_S.

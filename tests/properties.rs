@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use spiped::proto::native::{EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Responder};
+use spiped::proto::native::{Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, ProtoError, Responder};
 use spiped::proto::{Psk, Seal};
 
 fn psk() -> Psk {
@@ -76,12 +76,48 @@ proptest! {
         let (initiator, mut hello) = Initiator::start(&psk, EphemeralKey::from_bytes(ei));
         if bit < HELLO_LEN * 8 {
             hello[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).is_err());
+            prop_assert!(Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::from_bytes(er)).is_err());
         } else {
-            let (_, mut msg2) = Responder::accept(&psk, &hello, EphemeralKey::from_bytes(er)).unwrap();
+            let (_, mut msg2, _) = Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::from_bytes(er)).unwrap();
             let bit = bit - HELLO_LEN * 8;
             msg2[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(initiator.read_response(&msg2, &mut Vec::new()).is_err());
         }
+    }
+
+    /// A responder holding any set of keys accepts an initiator under any one of them and names it
+    /// (the first copy, if the set holds it twice); the session carries data both ways. An initiator
+    /// under a key outside the set is refused at message 1.
+    #[test]
+    fn a_responder_accepts_any_key_of_its_set_and_names_it(
+        ei in any::<[u8; 32]>(),
+        er in any::<[u8; 32]>(),
+        set in key_set(),
+        to_responder in writes(),
+        to_initiator in writes(),
+    ) {
+        let (initiator, hello) = Initiator::start(&set.member, EphemeralKey::from_bytes(ei));
+        let (unconfirmed, msg2, index) = Responder::accept(&set.keys, &hello, EphemeralKey::from_bytes(er)).unwrap();
+        prop_assert_eq!(index, set.index);
+        let mut i2r = Vec::new();
+        let (mut client_tx, mut client_rx) = initiator.read_response(&msg2, &mut i2r).unwrap().split();
+        for w in &to_responder {
+            client_tx.seal_data(w, &mut i2r).unwrap();
+        }
+        let Confirm::Confirmed { transport, consumed, .. } = unconfirmed.confirm(&mut i2r).unwrap() else {
+            panic!("the whole confirmation record is in the buffer");
+        };
+        let (mut server_tx, mut server_rx) = transport.split();
+        let got = receive(&mut server_rx, &i2r[consumed..], &[i2r.len()]);
+        prop_assert_eq!(got.data, to_responder.concat());
+        let mut r2i = Vec::new();
+        for w in &to_initiator {
+            server_tx.seal_data(w, &mut r2i).unwrap();
+        }
+        server_tx.seal_end(&mut r2i).unwrap();
+        prop_assert_eq!(receive(&mut client_rx, &r2i, &[r2i.len().max(1)]), Received { data: to_initiator.concat(), error: None });
+        let (_, hello) = Initiator::start(&set.stranger, EphemeralKey::from_bytes(ei));
+        let refused = Responder::accept(&set.keys, &hello, EphemeralKey::from_bytes(er)).map(|(_, _, index)| index);
+        prop_assert_eq!(refused, Err(ProtoError::HandshakeAuth));
     }
 }

@@ -64,7 +64,8 @@ fn wrong_key_fails_at_message_one_and_reaches_nothing() {
     let mut rng = rand::rng();
     let (_, hello) = Initiator::start(&psk(), EphemeralKey::generate(&mut rng));
     let other = Psk::from_key_file(b"a different key file, 32 bytes or more");
-    let err = Responder::accept(&other, &hello, EphemeralKey::generate(&mut rng)).unwrap_err();
+    let err = Responder::accept(std::slice::from_ref(&other), &hello, EphemeralKey::generate(&mut rng))
+        .unwrap_err();
     assert_eq!(err, ProtoError::HandshakeAuth);
 }
 
@@ -72,14 +73,14 @@ fn wrong_key_fails_at_message_one_and_reaches_nothing() {
 fn replayed_hello_cannot_be_confirmed() {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(&psk(), EphemeralKey::generate(&mut rng));
-    let (first, msg2) = Responder::accept(&psk(), &hello, EphemeralKey::generate(&mut rng)).unwrap();
+    let (first, msg2, _) = Responder::accept(&[psk()], &hello, EphemeralKey::generate(&mut rng)).unwrap();
     let mut confirmation = Vec::new();
     initiator.read_response(&msg2, &mut confirmation).unwrap();
     assert!(matches!(first.confirm(&mut confirmation.clone()), Ok(Confirm::Confirmed { .. })));
 
     // An eavesdropper replays the hello and the confirmation record to a new responder. Message 1 is
     // accepted (it cannot be told from a fresh one), but the new ephemeral makes the record useless.
-    let (replayed, _) = Responder::accept(&psk(), &hello, EphemeralKey::generate(&mut rng)).unwrap();
+    let (replayed, _, _) = Responder::accept(&[psk()], &hello, EphemeralKey::generate(&mut rng)).unwrap();
     assert_eq!(replayed.confirm(&mut confirmation).unwrap_err(), ProtoError::Record(RecordError::Auth));
 }
 
@@ -87,8 +88,8 @@ fn replayed_hello_cannot_be_confirmed() {
 fn confirmation_waits_for_the_whole_record() {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(&psk(), EphemeralKey::generate(&mut rng));
-    let (mut unconfirmed, msg2) =
-        Responder::accept(&psk(), &hello, EphemeralKey::generate(&mut rng)).unwrap();
+    let (mut unconfirmed, msg2, _) =
+        Responder::accept(&[psk()], &hello, EphemeralKey::generate(&mut rng)).unwrap();
     let mut wire = Vec::new();
     let (mut tx, _) = initiator.read_response(&msg2, &mut wire).unwrap().split();
     tx.seal_data(b"early data", &mut wire).unwrap();
@@ -112,8 +113,9 @@ fn snow_initiator_talks_to_our_responder() {
     let k = k();
     let mut hs = snow_builder(&k, None).build_initiator().unwrap();
     let hello = snow_hello(&mut hs);
-    let (unconfirmed, msg2) =
-        Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rand::rng())).unwrap();
+    let (unconfirmed, msg2, _) =
+        Responder::accept(std::slice::from_ref(&psk), &hello, EphemeralKey::generate(&mut rand::rng()))
+            .unwrap();
     hs.read_message(&msg2, &mut []).unwrap();
     let mut snow_tx = hs.into_transport_mode().unwrap();
 
@@ -175,7 +177,9 @@ fn snow_with_another_key_is_refused_both_ways() {
     let theirs = [9u8; 32];
     let mut hs = snow_builder(&theirs, None).build_initiator().unwrap();
     let hello = snow_hello(&mut hs);
-    let err = Responder::accept(&ours, &hello, EphemeralKey::generate(&mut rand::rng())).unwrap_err();
+    let err =
+        Responder::accept(std::slice::from_ref(&ours), &hello, EphemeralKey::generate(&mut rand::rng()))
+            .unwrap_err();
     assert_eq!(err, ProtoError::HandshakeAuth);
 
     let (_, hello) = Initiator::start(&ours, EphemeralKey::generate(&mut rand::rng()));

@@ -105,8 +105,9 @@ fn our_implementation_reproduces_handshake_json() {
     let keys = keys(&v);
     let (initiator, hello) = Initiator::start(&keys.psk, EphemeralKey::from_bytes(keys.ei));
     assert_eq!(hex::encode(hello), v.hello_hex);
-    let (unconfirmed, msg2) =
-        Responder::accept(&keys.psk, &hello, EphemeralKey::from_bytes(keys.er)).unwrap();
+    let (unconfirmed, msg2, _) =
+        Responder::accept(std::slice::from_ref(&keys.psk), &hello, EphemeralKey::from_bytes(keys.er))
+            .unwrap();
     assert_eq!(hex::encode(msg2), v.msg2_hex);
     let mut first = Vec::new();
     let (mut ctx, mut crx) = initiator.read_response(&msg2, &mut first).unwrap().split();
@@ -134,6 +135,19 @@ fn our_implementation_reproduces_handshake_json() {
         assert_eq!(opened.record, expected);
     }
     assert!(srx.finish(&[]).is_ok() && crx.finish(&[]).is_ok(), "both directions ended cleanly");
+}
+
+/// The committed hello, read by a responder holding its key between two others: the same message 2
+/// as the vectors', and the key's index.
+#[test]
+fn a_responder_with_several_keys_reproduces_handshake_json() {
+    let v: Handshake = load("handshake.json");
+    let keys = keys(&v);
+    let hello: [u8; HELLO_LEN] = array(&v.hello_hex);
+    let set =
+        [Psk::from_key_file(b"an older key file"), keys.psk.clone(), Psk::from_key_file(b"a newer one")];
+    let (_, msg2, index) = Responder::accept(&set, &hello, EphemeralKey::from_bytes(keys.er)).unwrap();
+    assert_eq!((hex::encode(msg2), index), (v.msg2_hex.clone(), 1));
 }
 
 #[test]
@@ -170,7 +184,9 @@ fn run_fail_case(v: &Handshake, case: &FailCase) -> Result<(), String> {
         "accept" => {
             let hello: &[u8; HELLO_LEN] =
                 input.as_slice().try_into().map_err(|_| "Incomplete".to_string())?;
-            Responder::accept(&keys.psk, hello, EphemeralKey::from_bytes(keys.er)).map(drop).map_err(name)
+            Responder::accept(std::slice::from_ref(&keys.psk), hello, EphemeralKey::from_bytes(keys.er))
+                .map(drop)
+                .map_err(name)
         }
         "response" => {
             let msg2: &[u8; MSG2_LEN] = input.as_slice().try_into().map_err(|_| "Incomplete".to_string())?;
@@ -179,8 +195,9 @@ fn run_fail_case(v: &Handshake, case: &FailCase) -> Result<(), String> {
         }
         "i2r" => {
             let hello: [u8; HELLO_LEN] = array(&v.hello_hex);
-            let (unconfirmed, _) =
-                Responder::accept(&keys.psk, &hello, EphemeralKey::from_bytes(keys.er)).unwrap();
+            let (unconfirmed, _, _) =
+                Responder::accept(std::slice::from_ref(&keys.psk), &hello, EphemeralKey::from_bytes(keys.er))
+                    .unwrap();
             let mut stream = input;
             let (transport, consumed) = match unconfirmed.confirm(&mut stream).map_err(name)? {
                 Confirm::NeedMore(_) => return Err(record_error_name(RecordError::Truncated)),

@@ -2,7 +2,8 @@
 //! `InitiatorAwaitingY::read_y`, `Responder::read_nonce` and `ResponderAwaitingY::read_y`, then the
 //! `Opener` fed in pieces and `Opener::finish` on what is left.
 //!
-//! Every run uses fixed keys, nonces and Diffie-Hellman secrets. The first byte picks a mode (modulo
+//! Every run uses fixed keys, nonces and Diffie-Hellman secrets; every responder holds three keys
+//! (`responder_keys`), the initiator one of them, and a y it accepts must be under that one. The first byte picks a mode (modulo
 //! 4); the rest is that mode's input:
 //!
 //! - 0, raw handshake: one byte for each end's `-f`/`-g` (modulo 3: neither, `-g`, `-f`); then, for
@@ -33,7 +34,7 @@ use spiped::proto::classic::{
     Sealer, Transport, Y_AND_MAC_LEN, Y_LEN,
 };
 use spiped::proto::{Open, Opened, Record, RecordError, Seal};
-use spiped_rs_fuzz::{Input, psk};
+use spiped_rs_fuzz::{Input, SHARED_KEY_INDEX, psk, responder_keys};
 
 /// The initiator's nonce.
 const NONCE_C: [u8; NONCE_LEN] = [0xc1; NONCE_LEN];
@@ -87,12 +88,13 @@ fn check_own_y(fs: ForwardSecrecy, message: &[u8; Y_AND_MAC_LEN]) {
 fn established() -> (Transport, Transport) {
     let psk = psk();
     let (initiator, nonce_c) = Initiator::start(&psk, ForwardSecrecy::Skip, NONCE_C);
-    let (responder, nonce_s) = Responder::start(&psk, ForwardSecrecy::Skip, NONCE_S);
+    let (responder, nonce_s) = Responder::start(&responder_keys(), ForwardSecrecy::Skip, NONCE_S);
     let (initiator, y_c) = initiator.read_nonce(&nonce_s, DhPrivate::from_bytes(X_C));
-    let (server, y_s) = responder
+    let (server, y_s, key) = responder
         .read_nonce(&nonce_c)
         .read_y(&y_c, DhPrivate::from_bytes(X_S))
         .expect("an honest y_C is accepted");
+    assert_eq!(key, SHARED_KEY_INDEX, "accepted under the shared key");
     (initiator.read_y(&y_s).expect("an honest y_S is accepted"), server)
 }
 
@@ -136,7 +138,7 @@ fn raw_handshake(input: &mut Input<'_>) {
             let result = initiator.read_y(y_s);
             // What an honest responder with this nonce_S sends after our y_C.
             let honest = |fs| {
-                let (responder, _) = Responder::start(&psk, fs, *nonce_s);
+                let (responder, _) = Responder::start(std::slice::from_ref(&psk), fs, *nonce_s);
                 let responder = responder.read_nonce(&NONCE_C);
                 responder.read_y(&y_c, DhPrivate::from_bytes(X_S)).expect("our own y_C verifies").1
             };
@@ -146,16 +148,17 @@ fn raw_handshake(input: &mut Input<'_>) {
     }
 
     // The responder.
-    let (responder, nonce_s) = Responder::start(&psk, fs_s, NONCE_S);
+    let (responder, nonce_s) = Responder::start(&responder_keys(), fs_s, NONCE_S);
     assert_eq!(nonce_s, NONCE_S);
     if let Some(nonce_c) = input.array::<NONCE_LEN>() {
         let responder = responder.read_nonce(nonce_c);
         if let Some(y_c) = input.array::<Y_AND_MAC_LEN>() {
             let result = responder.read_y(y_c, DhPrivate::from_bytes(X_S));
-            if let Ok((_, y_s)) = &result {
+            if let Ok((_, y_s, key)) = &result {
                 check_own_y(fs_s, y_s);
+                assert_eq!(*key, SHARED_KEY_INDEX, "accepted under an unused key");
             }
-            let result = result.map(|(transport, _)| transport);
+            let result = result.map(|(transport, _, _)| transport);
             // What an honest initiator with this nonce_C sends after our nonce_S.
             let honest = |fs| {
                 let (initiator, _) = Initiator::start(&psk, fs, *nonce_c);
@@ -185,7 +188,7 @@ fn tampered_handshake(input: &mut Input<'_>) {
     let (fs_c, fs_s) = (fs(settings), fs(settings / 3));
     let psk = psk();
     let (initiator, mut nonce_c) = Initiator::start(&psk, fs_c, NONCE_C);
-    let (responder, mut nonce_s) = Responder::start(&psk, fs_s, NONCE_S);
+    let (responder, mut nonce_s) = Responder::start(&responder_keys(), fs_s, NONCE_S);
     let altered_nonce_c = xor(&mut nonce_c, input.take(NONCE_LEN));
     let altered_nonce_s = xor(&mut nonce_s, input.take(NONCE_LEN));
     let (initiator, mut y_c) = initiator.read_nonce(&nonce_s, DhPrivate::from_bytes(X_C));
@@ -204,7 +207,8 @@ fn tampered_handshake(input: &mut Input<'_>) {
         None
     };
     assert_eq!(result.as_ref().err(), expected.as_ref(), "the responder's verdict");
-    let Ok((server, mut y_s)) = result else { return };
+    let Ok((server, mut y_s, key)) = result else { return };
+    assert_eq!(key, SHARED_KEY_INDEX, "accepted under the shared key");
     check_own_y(fs_s, &y_s);
     let altered_y_s = xor(&mut y_s, input.take(Y_AND_MAC_LEN));
     let y_s_is_one = y_s[..Y_LEN] == one();

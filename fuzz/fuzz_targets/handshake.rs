@@ -1,5 +1,6 @@
 //! Fuzzes the handshake readers: `Preamble::classify`, `Responder::accept`, `Initiator::read_response`
-//! and `Unconfirmed::confirm`, then the responder's `Opener` on whatever follows a confirmation.
+//! and `Unconfirmed::confirm`, then the responder's `Opener` on whatever follows a confirmation. The
+//! responder holds three keys (`responder_keys`), the initiator one of them.
 //!
 //! The first byte picks a mode (modulo 3); the rest is that mode's input:
 //!
@@ -24,7 +25,9 @@ use spiped::proto::native::{
     Responder, Transport, Unconfirmed,
 };
 use spiped::proto::{RecordError, Seal};
-use spiped_rs_fuzz::{Input, Reader, Sealed, initiator_key, psk, responder_key};
+use spiped_rs_fuzz::{
+    Input, Reader, SHARED_KEY_INDEX, Sealed, initiator_key, psk, responder_key, responder_keys,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -139,18 +142,19 @@ fn check_classify(first: &[u8; PREAMBLE_LEN]) {
     }
 }
 
-/// The responder reads `hello`; its verdict must agree with the preamble's.
+/// The responder, holding several keys, reads `hello`; its verdict must agree with the preamble's,
+/// and a hello it accepts can only have been made with the one key an initiator holds.
 fn accept(hello: &[u8; HELLO_LEN]) -> Option<(Unconfirmed, [u8; MSG2_LEN])> {
     let preamble = hello.first_chunk::<PREAMBLE_LEN>().expect("a hello starts with a preamble");
-    let result = Responder::accept(&psk(), hello, responder_key());
+    let result = Responder::accept(&responder_keys(), hello, responder_key());
     match (Preamble::check(preamble), &result) {
         (Err(refused), result) => assert_eq!(result.as_ref().err(), Some(&refused)),
-        (Ok(()), Ok(_)) => {}
+        (Ok(()), Ok((_, _, key))) => assert_eq!(*key, SHARED_KEY_INDEX, "accepted under an unused key"),
         (Ok(()), Err(e)) => {
             assert!(matches!(e, ProtoError::HandshakeAuth | ProtoError::NonContributory), "accept: {e:?}");
         }
     }
-    result.ok()
+    result.ok().map(|(unconfirmed, msg2, _)| (unconfirmed, msg2))
 }
 
 /// The initiator reads `msg2`: it either fails with a handshake error or emits one confirmation record.

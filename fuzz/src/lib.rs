@@ -9,6 +9,12 @@ use spiped::proto::{Open, Opened, Psk, Record, RecordError};
 
 /// The key file both ends hold. Fixed, so every run is deterministic and crashes reproduce.
 pub const KEY_FILE: &[u8] = b"spiped-rs fuzzing key file: fixed, public, at least 32 bytes";
+/// Key files a `-d` end holds besides [`KEY_FILE`], which no initiator here uses: the responders
+/// hold all three (see [`responder_keys`]), so every hello and every y is checked under several keys.
+pub const OTHER_KEY_FILES: [&[u8]; 2] =
+    [b"spiped-rs fuzzing: a -d end's older key, never an initiator's", b"spiped-rs fuzzing: its newer key"];
+/// Where [`KEY_FILE`]'s K sits in [`responder_keys`]: every handshake a responder accepts names it.
+pub const SHARED_KEY_INDEX: usize = 1;
 /// The initiator's ephemeral secret.
 pub const INITIATOR_SECRET: [u8; 32] = [0x11; 32];
 /// The responder's ephemeral secret.
@@ -17,6 +23,13 @@ pub const RESPONDER_SECRET: [u8; 32] = [0x22; 32];
 /// K for [`KEY_FILE`].
 pub fn psk() -> Psk {
     Psk::from_key_file(KEY_FILE)
+}
+
+/// The keys a `-d` end holds, in the order it tries them: [`KEY_FILE`]'s K at [`SHARED_KEY_INDEX`],
+/// between the two [`OTHER_KEY_FILES`].
+pub fn responder_keys() -> [Psk; 3] {
+    let [older, newer] = OTHER_KEY_FILES.map(Psk::from_key_file);
+    [older, psk(), newer]
 }
 
 /// The initiator's fixed ephemeral key.
@@ -45,8 +58,9 @@ pub struct Established {
 pub fn establish() -> Established {
     let psk = psk();
     let (initiator, hello) = Initiator::start(&psk, initiator_key());
-    let (unconfirmed, msg2) =
-        Responder::accept(&psk, &hello, responder_key()).expect("an honest hello is accepted");
+    let (unconfirmed, msg2, key) =
+        Responder::accept(&responder_keys(), &hello, responder_key()).expect("an honest hello is accepted");
+    assert_eq!(key, SHARED_KEY_INDEX, "the hello was made with the shared key");
     let mut wire = Vec::new();
     let initiator = initiator.read_response(&msg2, &mut wire).expect("an honest message 2 is accepted");
     match unconfirmed.confirm(&mut wire).expect("an honest confirmation record opens") {

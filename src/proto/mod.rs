@@ -34,7 +34,8 @@
 //! let mut rng = rand::rng();
 //!
 //! let (initiator, hello) = Initiator::start(&psk, EphemeralKey::generate(&mut rng));
-//! let (unconfirmed, response) = Responder::accept(&psk, &hello, EphemeralKey::generate(&mut rng))?;
+//! let keys = [psk.clone()]; // a -d end may hold several keys: the hello is checked against each
+//! let (unconfirmed, response, _key) = Responder::accept(&keys, &hello, EphemeralKey::generate(&mut rng))?;
 //! let mut to_responder = Vec::new();
 //! let client = initiator.read_response(&response, &mut to_responder)?;
 //! let (mut client_tx, _client_rx) = client.split();

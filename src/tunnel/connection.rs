@@ -220,12 +220,12 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             before(deadline, &mut ticket, handshake::detect(&mut er, tunnel.settings.protocols)).await?;
         match spoken {
             Protocol::Native => {
-                let hello = native::answer_hello(&mut er, &mut ew, keys.first(), first);
-                let unconfirmed = before(deadline, &mut ticket, hello).await?;
+                let hello = native::answer_hello(&mut er, &mut ew, std::slice::from_ref(keys.first()), first);
+                let (unconfirmed, key) = before(deadline, &mut ticket, hello).await?;
                 if let Some(ticket) = &mut ticket {
                     ticket.hello_verified();
                 }
-                let confirmation = native::read_confirmation(&mut er, unconfirmed);
+                let confirmation = native::read_confirmation(&mut er, unconfirmed, key);
                 before(deadline, &mut ticket, confirmation).await.map(Pair::Native)
             }
             Protocol::Classic => {
@@ -233,7 +233,7 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
                 let y = Box::pin(classic::respond(
                     &mut er,
                     &mut ew,
-                    keys.first(),
+                    std::slice::from_ref(keys.first()),
                     tunnel.settings.classic,
                     first,
                 ));
@@ -277,7 +277,7 @@ async fn decrypted<S: Seal, O: Open>(
         }
     };
     let (pr, mut pw) = target.into_split();
-    let Established { sealer, opener, first, pending } = established;
+    let Established { sealer, opener, first, pending, .. } = established;
     if let Err(e) = pw.write_all(&first).await {
         pw.abort();
         ew.abort();

@@ -110,11 +110,12 @@ fn initiate(conn: &mut TcpStream, psk: &Psk) -> Sealer {
 /// The test as a classic responder on `conn`: the handshake, then its sending direction.
 fn respond(conn: &mut TcpStream, psk: &Psk) -> Sealer {
     let mut rng = rand::rng();
-    let (responder, nonce_s) = Responder::start(psk, ForwardSecrecy::Offer, rand::random());
+    let (responder, nonce_s) =
+        Responder::start(std::slice::from_ref(psk), ForwardSecrecy::Offer, rand::random());
     conn.write_all(&nonce_s).unwrap();
     let responder = responder.read_nonce(&read_array::<NONCE_LEN>(conn).unwrap());
     let y_c = read_array::<Y_AND_MAC_LEN>(conn).unwrap();
-    let (transport, y_s) =
+    let (transport, y_s, _) =
         responder.read_y(&y_c, DhPrivate::generate(&mut rng)).expect("our -e end's y verifies");
     conn.write_all(&y_s).unwrap();
     transport.split().0

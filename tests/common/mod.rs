@@ -1,8 +1,9 @@
-//! Helpers shared by the protocol tests: both ends in memory, and the `snow` crate as an independent
-//! Noise implementation configured for the same protocol.
+//! Helpers shared by the protocol tests: both ends in memory, the `snow` crate as an independent
+//! Noise implementation configured for the same protocol, and the key sets of the property tests.
 
 #![allow(dead_code)]
 
+use proptest::prelude::*;
 use spiped::proto::native::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE, PROLOGUE, PROTOCOL_NAME,
     Responder, Sealer,
@@ -21,7 +22,8 @@ pub struct Pair {
 pub fn establish(psk: &Psk) -> Pair {
     let mut rng = rand::rng();
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rng));
-    let (unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rng)).unwrap();
+    let (unconfirmed, msg2, _) =
+        Responder::accept(std::slice::from_ref(psk), &hello, EphemeralKey::generate(&mut rng)).unwrap();
     let mut first = Vec::new();
     let (client_tx, client_rx) = initiator.read_response(&msg2, &mut first).unwrap().split();
     let Confirm::Confirmed { transport, data, consumed } = unconfirmed.confirm(&mut first).unwrap() else {
@@ -124,4 +126,31 @@ pub fn snow_read_records(ts: &mut snow::TransportState, mut stream: &[u8]) -> Ve
         stream = &stream[2 + len..];
     }
     out
+}
+
+/// A responder's key set for a property test, the key an initiator holds, and one it must refuse.
+#[derive(Debug, Clone)]
+pub struct KeySetCase {
+    /// The key files, shown when a case fails (a [`Psk`] prints nothing of itself).
+    pub files: Vec<Vec<u8>>,
+    /// The set, in the order the responder tries it.
+    pub keys: Vec<Psk>,
+    /// The key the initiator holds.
+    pub member: Psk,
+    /// Where the responder must report it: its first copy in the set.
+    pub index: usize,
+    /// A key outside the set: its file is longer than every file of the set.
+    pub stranger: Psk,
+}
+
+/// One to five keys from any files (perhaps the same file twice), and a random member of the set.
+pub fn key_set() -> impl Strategy<Value = KeySetCase> {
+    let files = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..48), 1..6);
+    (files, any::<prop::sample::Index>()).prop_map(|(files, member)| {
+        let keys: Vec<Psk> = files.iter().map(|file| Psk::from_key_file(file)).collect();
+        let member = keys[member.index(keys.len())].clone();
+        let index = keys.iter().position(|k| *k == member).expect("the member is in the set");
+        let stranger = Psk::from_key_file(&[files.concat(), b"!".to_vec()].concat());
+        KeySetCase { files, keys, member, index, stranger }
+    })
 }

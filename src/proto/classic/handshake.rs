@@ -74,8 +74,8 @@ impl InitiatorAwaitingY {
 
 /// The `-d` end, its nonce sent (or about to be), waiting for the initiator's.
 pub struct Responder {
-    /// K, for both derivations.
-    psk: Psk,
+    /// Every K the initiator may hold, in the order they are tried.
+    keys: Vec<Psk>,
     /// `-f`, `-g` or neither.
     fs: ForwardSecrecy,
     /// Our nonce, nonce_S: half of both derivations' salt.
@@ -83,51 +83,75 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// Starts a handshake with a fresh random `nonce`: returns the state waiting for the
-    /// initiator's nonce, and the [`NONCE_LEN`] bytes to send.
-    pub fn start(psk: &Psk, fs: ForwardSecrecy, nonce: [u8; NONCE_LEN]) -> (Self, [u8; NONCE_LEN]) {
-        (Responder { psk: psk.clone(), fs, nonce }, nonce)
+    /// Starts a handshake with a fresh random `nonce` that accepts an initiator holding any of
+    /// `keys`: returns the state waiting for the initiator's nonce, and the [`NONCE_LEN`] bytes to
+    /// send.
+    pub fn start(keys: &[Psk], fs: ForwardSecrecy, nonce: [u8; NONCE_LEN]) -> (Self, [u8; NONCE_LEN]) {
+        (Responder { keys: keys.to_vec(), fs, nonce }, nonce)
     }
 
-    /// Takes the initiator's nonce. Nothing is sent in reply: the responder waits for the
-    /// initiator's y.
+    /// Takes the initiator's nonce and derives each key's MAC keys (one PBKDF2-SHA256 iteration per
+    /// key). Nothing is sent in reply: the responder waits for the initiator's y.
     pub fn read_nonce(self, initiator_nonce: &[u8; NONCE_LEN]) -> ResponderAwaitingY {
         let nonces_cs = keys::nonces_cs(initiator_nonce, &self.nonce);
-        let dhmac = DhMacKeys::derive(&self.psk, &nonces_cs);
-        ResponderAwaitingY { psk: self.psk, fs: self.fs, nonces_cs, dhmac }
+        let candidates = self
+            .keys
+            .into_iter()
+            .map(|psk| {
+                let dhmac = DhMacKeys::derive(&psk, &nonces_cs);
+                Candidate { psk, dhmac }
+            })
+            .collect();
+        ResponderAwaitingY { candidates, fs: self.fs, nonces_cs }
     }
 }
 
-/// The `-d` end with both nonces, waiting for the initiator's y.
-pub struct ResponderAwaitingY {
-    /// K, for the session keys.
+/// One key the initiator may hold, with the MAC keys it gives on this handshake's nonces.
+struct Candidate {
+    /// K, for the session keys if the initiator's y verifies under it.
     psk: Psk,
-    /// `-g` refuses an initiator's y = 1; `-f` makes our y 1.
-    fs: ForwardSecrecy,
-    /// nonce_C || nonce_S, the session keys' salt.
-    nonces_cs: [u8; 2 * NONCE_LEN],
     /// Checks the initiator's MAC and makes ours.
     dhmac: DhMacKeys,
 }
 
+/// The `-d` end with both nonces, waiting for the initiator's y.
+pub struct ResponderAwaitingY {
+    /// Each key the initiator may hold, in the order they are tried.
+    candidates: Vec<Candidate>,
+    /// `-g` refuses an initiator's y = 1; `-f` makes our y 1.
+    fs: ForwardSecrecy,
+    /// nonce_C || nonce_S, the session keys' salt.
+    nonces_cs: [u8; 2 * NONCE_LEN],
+}
+
 impl ResponderAwaitingY {
-    /// Takes the initiator's y and MAC: checks them, then makes our y from `private` (unused under
-    /// [`ForwardSecrecy::Skip`]) and derives the session. Returns the session and our y and MAC,
-    /// to send before any packet. Costs two exponentiations (one, or none, with y = 1 on either
-    /// side), and only once the initiator's MAC has verified.
+    /// Takes the initiator's y and MAC: checks the MAC under each key in turn (the first that
+    /// verifies wins), then y, then makes our y from `private` (unused under
+    /// [`ForwardSecrecy::Skip`]) and derives the session under the key that verified. Returns the
+    /// session, our y and MAC, to send before any packet, and the index of that key in the slice
+    /// given to [`Responder::start`]. Costs an HMAC per key tried, then two exponentiations (one, or
+    /// none, with y = 1 on either side), and those only once a MAC has verified. How long the MACs
+    /// take tells which key verified, and nothing more: the index is not secret.
     ///
     /// # Errors
-    /// As [`InitiatorAwaitingY::read_y`]; nothing is to be sent then.
+    /// As [`InitiatorAwaitingY::read_y`], [`HandshakeError::BadMac`] when the MAC verifies under none
+    /// of the keys; nothing is to be sent then.
     pub fn read_y(
         self,
         initiator_y: &[u8; Y_AND_MAC_LEN],
         private: DhPrivate,
-    ) -> Result<(Transport, [u8; Y_AND_MAC_LEN]), HandshakeError> {
-        let (y, kind) = keys::verify_y(initiator_y, &self.dhmac.initiator, self.fs)?;
-        let signed_y = keys::signed_y(self.fs, &private, &self.dhmac.responder);
+    ) -> Result<(Transport, [u8; Y_AND_MAC_LEN], usize), HandshakeError> {
+        let index = self
+            .candidates
+            .iter()
+            .position(|candidate| keys::mac_verifies(initiator_y, &candidate.dhmac.initiator))
+            .ok_or(HandshakeError::BadMac)?;
+        let (y, kind) = keys::check_y(initiator_y, self.fs)?;
+        let Candidate { psk, dhmac } = &self.candidates[index];
+        let signed_y = keys::signed_y(self.fs, &private, &dhmac.responder);
         let shared = keys::shared_secret(self.fs, &private, y, kind);
-        let (to_responder, to_initiator) = keys::session_keys(&self.psk, &self.nonces_cs, &shared);
-        Ok((Transport::new(&to_initiator, &to_responder), signed_y))
+        let (to_responder, to_initiator) = keys::session_keys(psk, &self.nonces_cs, &shared);
+        Ok((Transport::new(&to_initiator, &to_responder), signed_y, index))
     }
 }
 
@@ -146,14 +170,21 @@ impl fmt::Debug for InitiatorAwaitingY {
 
 impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Responder").field("fs", &self.fs).field("nonce", &self.nonce).finish_non_exhaustive()
+        let s = &mut f.debug_struct("Responder");
+        s.field("keys", &self.keys.len())
+            .field("fs", &self.fs)
+            .field("nonce", &self.nonce)
+            .finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for ResponderAwaitingY {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &mut f.debug_struct("ResponderAwaitingY");
-        s.field("fs", &self.fs).field("nonces_cs", &self.nonces_cs).finish_non_exhaustive()
+        s.field("keys", &self.candidates.len())
+            .field("fs", &self.fs)
+            .field("nonces_cs", &self.nonces_cs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -184,11 +215,12 @@ mod tests {
     /// A whole handshake in memory: `-e` with `fs_c`, `-d` with `fs_s`, the same key unless `psk_s`.
     fn run(fs_c: ForwardSecrecy, fs_s: ForwardSecrecy, psk_s: &Psk) -> Exchange {
         let (initiator, nonce_c) = Initiator::start(&psk(), fs_c, [0xc0; NONCE_LEN]);
-        let (responder, nonce_s) = Responder::start(psk_s, fs_s, [0x5e; NONCE_LEN]);
+        let (responder, nonce_s) = Responder::start(std::slice::from_ref(psk_s), fs_s, [0x5e; NONCE_LEN]);
         let (initiator, y_c) = initiator.read_nonce(&nonce_s, private(1));
         let responder = responder.read_nonce(&nonce_c);
         let (server, y_s) = match responder.read_y(&y_c, private(2)) {
-            Ok(done) => done,
+            Ok((server, y_s, 0)) => (server, y_s),
+            Ok((_, _, key)) => panic!("one key, reported as key {key}"),
             Err(e) => return Exchange { y_c, y_s: None, result: Err(e) },
         };
         let result = initiator.read_y(&y_s).map(|client| (client, server));
@@ -282,8 +314,8 @@ mod tests {
         // The relay's responder completes with its own initiator on the same nonces.
         let (relay, _) = Initiator::start(&other, ForwardSecrecy::Offer, [0xc0; NONCE_LEN]);
         let (_, relay_y) = relay.read_nonce(&[0x5e; NONCE_LEN], private(3));
-        let (responder, _) = Responder::start(&other, ForwardSecrecy::Offer, [0x5e; NONCE_LEN]);
-        let (_, y_s) = responder.read_nonce(&[0xc0; NONCE_LEN]).read_y(&relay_y, private(2)).unwrap();
+        let (responder, _) = Responder::start(&[other], ForwardSecrecy::Offer, [0x5e; NONCE_LEN]);
+        let (_, y_s, _) = responder.read_nonce(&[0xc0; NONCE_LEN]).read_y(&relay_y, private(2)).unwrap();
         assert_eq!(initiator.read_y(&y_s).unwrap_err(), HandshakeError::BadMac);
     }
 
@@ -292,9 +324,9 @@ mod tests {
     fn any_flipped_bit_is_refused() {
         use ForwardSecrecy::*;
         let (initiator, nonce_c) = Initiator::start(&psk(), Skip, [0xc0; NONCE_LEN]);
-        let (responder, nonce_s) = Responder::start(&psk(), Offer, [0x5e; NONCE_LEN]);
+        let (responder, nonce_s) = Responder::start(&[psk()], Offer, [0x5e; NONCE_LEN]);
         let (initiator, y_c) = initiator.read_nonce(&nonce_s, private(1));
-        let waiting = || Responder::start(&psk(), Offer, nonce_s).0.read_nonce(&nonce_c);
+        let waiting = || Responder::start(&[psk()], Offer, nonce_s).0.read_nonce(&nonce_c);
         for bit in 0..Y_AND_MAC_LEN * 8 {
             let mut flipped = y_c;
             flipped[bit / 8] ^= 1 << (bit % 8);
@@ -307,10 +339,10 @@ mod tests {
         for bit in 0..NONCE_LEN * 8 {
             let mut flipped = nonce_c;
             flipped[bit / 8] ^= 1 << (bit % 8);
-            let responder = Responder::start(&psk(), Offer, nonce_s).0.read_nonce(&flipped);
+            let responder = Responder::start(&[psk()], Offer, nonce_s).0.read_nonce(&flipped);
             assert_eq!(responder.read_y(&y_c, private(2)).unwrap_err(), HandshakeError::BadMac, "bit {bit}");
         }
-        let (_, y_s) = responder.read_nonce(&nonce_c).read_y(&y_c, private(2)).unwrap();
+        let (_, y_s, _) = responder.read_nonce(&nonce_c).read_y(&y_c, private(2)).unwrap();
         // The initiator's state is consumed by each try, so a fresh one per flip: -f makes it cheap.
         let waiting = || Initiator::start(&psk(), Skip, nonce_c).0.read_nonce(&nonce_s, private(1)).0;
         for bit in 0..Y_AND_MAC_LEN * 8 {
@@ -323,8 +355,13 @@ mod tests {
 
     /// y with a valid MAC under the initiator's dhmac key, as a peer holding the key could send.
     fn signed_by_initiator(y: &[u8; Y_LEN]) -> [u8; Y_AND_MAC_LEN] {
+        signed_under(&psk(), y)
+    }
+
+    /// y with a valid MAC under `psk`'s initiator dhmac key for the nonces 0xc0.. and 0x5e...
+    fn signed_under(psk: &Psk, y: &[u8; Y_LEN]) -> [u8; Y_AND_MAC_LEN] {
         let nonces = super::keys::nonces_cs(&[0xc0; NONCE_LEN], &[0x5e; NONCE_LEN]);
-        let dhmac = DhMacKeys::derive(&psk(), &nonces);
+        let dhmac = DhMacKeys::derive(psk, &nonces);
         let mut message = [0; Y_AND_MAC_LEN];
         message[..Y_LEN].copy_from_slice(y);
         message[Y_LEN..].copy_from_slice(&hmac::Backend::new(&*dhmac.initiator).mac(&[y]));
@@ -347,12 +384,12 @@ mod tests {
         for fs in [ForwardSecrecy::Offer, ForwardSecrecy::Require, ForwardSecrecy::Skip] {
             for (y, refusal) in &cases {
                 let responder =
-                    Responder::start(&psk(), fs, [0x5e; NONCE_LEN]).0.read_nonce(&[0xc0; NONCE_LEN]);
+                    Responder::start(&[psk()], fs, [0x5e; NONCE_LEN]).0.read_nonce(&[0xc0; NONCE_LEN]);
                 assert_eq!(responder.read_y(&signed_by_initiator(y), private(2)).unwrap_err(), *refusal);
             }
         }
         // The same message with y = 1 passes unless -g.
-        let responder = Responder::start(&psk(), ForwardSecrecy::Offer, [0x5e; NONCE_LEN])
+        let responder = Responder::start(&[psk()], ForwardSecrecy::Offer, [0x5e; NONCE_LEN])
             .0
             .read_nonce(&[0xc0; NONCE_LEN]);
         responder.read_y(&signed_by_initiator(&ONE), private(2)).expect("y = 1 is spiped's -f");
@@ -373,5 +410,85 @@ mod tests {
             "Transport { sealer: Sealer { next: Some(0), ended: false }, opener: Opener { next: Some(0), failed: false } }"
         );
         drop(server);
+    }
+
+    fn key(name: &str) -> Psk {
+        Psk::from_key_file(name.as_bytes())
+    }
+
+    /// An initiator under `psk` against a responder holding `keys`, both offering forward secrecy: the
+    /// key index the responder reports and both ends' transports, or the responder's refusal.
+    fn among(psk: &Psk, keys: &[Psk]) -> Result<(usize, Transport, Transport), HandshakeError> {
+        let (initiator, nonce_c) = Initiator::start(psk, ForwardSecrecy::Offer, [0xc0; NONCE_LEN]);
+        let (responder, nonce_s) = Responder::start(keys, ForwardSecrecy::Offer, [0x5e; NONCE_LEN]);
+        let (initiator, y_c) = initiator.read_nonce(&nonce_s, private(1));
+        let (server, y_s, index) = responder.read_nonce(&nonce_c).read_y(&y_c, private(2))?;
+        let client = initiator.read_y(&y_s).expect("the responder used our key");
+        Ok((index, client, server))
+    }
+
+    #[test]
+    fn a_responder_with_several_keys_accepts_each_and_names_it() {
+        let keys = [key("A"), key("B"), key("C")];
+        for (expected, psk) in keys.iter().enumerate() {
+            let (index, client, server) = among(psk, &keys).unwrap();
+            assert_eq!(index, expected);
+            both_ways(client, server);
+        }
+    }
+
+    #[test]
+    fn a_key_outside_the_set_is_refused() {
+        let keys = [key("A"), key("B"), key("C")];
+        assert_eq!(among(&key("D"), &keys).unwrap_err(), HandshakeError::BadMac);
+    }
+
+    #[test]
+    fn an_empty_key_set_refuses_everyone() {
+        assert_eq!(among(&key("A"), &[]).unwrap_err(), HandshakeError::BadMac);
+    }
+
+    /// The same key twice (a reload that lists a file twice): the first wins.
+    #[test]
+    fn the_first_matching_key_wins() {
+        let keys = [key("B"), key("A"), key("A")];
+        assert_eq!(among(&key("A"), &keys).unwrap().0, 1);
+    }
+
+    /// The responder's y is made under the key that verified: the one a single-key responder sends.
+    #[test]
+    fn the_responders_y_is_the_one_a_single_key_responder_sends() {
+        let y_c = signed_under(&key("B"), &ONE);
+        let answer = |keys: &[Psk]| {
+            let responder = Responder::start(keys, ForwardSecrecy::Skip, [0x5e; NONCE_LEN]).0;
+            let (_, y_s, index) = responder.read_nonce(&[0xc0; NONCE_LEN]).read_y(&y_c, private(2)).unwrap();
+            (y_s, index)
+        };
+        let (alone, _) = answer(&[key("B")]);
+        assert_eq!(answer(&[key("A"), key("B"), key("C")]), (alone, 1));
+    }
+
+    /// Every key's MAC is checked before y: an invalid y under a later key gets y's refusal, under no
+    /// key the MAC's.
+    #[test]
+    fn the_macs_are_checked_under_every_key_before_y() {
+        let keys = [key("A"), key("B"), key("C")];
+        let read = |psk: &Psk| {
+            let responder = Responder::start(&keys, ForwardSecrecy::Offer, [0x5e; NONCE_LEN]).0;
+            responder.read_nonce(&[0xc0; NONCE_LEN]).read_y(&signed_under(psk, &[0; Y_LEN]), private(2))
+        };
+        assert_eq!(read(&key("C")).map(|(_, _, index)| index), Err(HandshakeError::ZeroY));
+        assert_eq!(read(&key("D")).map(|(_, _, index)| index), Err(HandshakeError::BadMac));
+    }
+
+    #[test]
+    fn debug_shows_how_many_keys_and_none_of_them() {
+        let keys = [Psk::from_bytes([0xab; 32]), Psk::from_bytes([0xcd; 32])];
+        let (responder, _) = Responder::start(&keys, ForwardSecrecy::Offer, [0x5e; NONCE_LEN]);
+        let shown = format!("{responder:?}");
+        assert!(shown.starts_with("Responder { keys: 2, fs: Offer, nonce: [94,"), "{shown}");
+        let shown = format!("{:?}", responder.read_nonce(&[0xc0; NONCE_LEN]));
+        assert!(shown.starts_with("ResponderAwaitingY { keys: 2, fs: Offer, nonces_cs: [192,"), "{shown}");
+        assert!(!shown.contains("171") && !shown.contains("205"), "no byte of a key is shown: {shown}");
     }
 }

@@ -109,11 +109,28 @@ pub(super) fn verify_y<'a>(
     dhmac: &[u8; DHMAC_LEN],
     fs: ForwardSecrecy,
 ) -> Result<(&'a [u8; Y_LEN], Element), HandshakeError> {
-    let (y, mac) = message.split_first_chunk::<Y_LEN>().expect("the message is y and a MAC");
-    let expected = hmac::Backend::new(dhmac).mac(&[y]);
-    if !bool::from(expected.ct_eq(mac)) {
+    if !mac_verifies(message, dhmac) {
         return Err(HandshakeError::BadMac);
     }
+    check_y(message, fs)
+}
+
+/// Whether the MAC of the peer's y verifies under `dhmac`, compared in constant time.
+pub(super) fn mac_verifies(message: &[u8; Y_AND_MAC_LEN], dhmac: &[u8; DHMAC_LEN]) -> bool {
+    let (y, mac) = message.split_first_chunk::<Y_LEN>().expect("the message is y and a MAC");
+    let expected = hmac::Backend::new(dhmac).mac(&[y]);
+    expected.ct_eq(mac).into()
+}
+
+/// The checks on the peer's y once its MAC has verified ([`verify_y`] after [`mac_verifies`]).
+///
+/// # Errors
+/// Every [`HandshakeError`] but [`HandshakeError::BadMac`].
+pub(super) fn check_y(
+    message: &[u8; Y_AND_MAC_LEN],
+    fs: ForwardSecrecy,
+) -> Result<(&[u8; Y_LEN], Element), HandshakeError> {
+    let (y, _) = message.split_first_chunk::<Y_LEN>().expect("the message is y and a MAC");
     let element = Element::classify(y);
     match element {
         Element::OutOfRange => Err(HandshakeError::YOutOfRange),

@@ -66,10 +66,11 @@
 //! let fs = ForwardSecrecy::Offer;
 //!
 //! let (initiator, nonce_c) = Initiator::start(&psk, fs, [1; 32]);
-//! let (responder, nonce_s) = Responder::start(&psk, fs, [2; 32]);
+//! let keys = [psk.clone()]; // a -d end may hold several keys: y_C's MAC is checked under each
+//! let (responder, nonce_s) = Responder::start(&keys, fs, [2; 32]);
 //! let (initiator, y_c) = initiator.read_nonce(&nonce_s, DhPrivate::generate(&mut rng));
 //! let responder = responder.read_nonce(&nonce_c);
-//! let (server, y_s) = responder.read_y(&y_c, DhPrivate::generate(&mut rng))?;
+//! let (server, y_s, _key) = responder.read_y(&y_c, DhPrivate::generate(&mut rng))?;
 //! let client = initiator.read_y(&y_s)?;
 //!
 //! let (mut client_tx, _client_rx) = client.split();

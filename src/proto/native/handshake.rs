@@ -180,25 +180,33 @@ impl fmt::Debug for Initiator {
 pub struct Responder;
 
 impl Responder {
-    /// Reads the initiator's hello (preamble and message 1) and returns the state waiting for key
-    /// confirmation and the [`MSG2_LEN`] bytes of message 2 to send.
+    /// Reads the initiator's hello (preamble and message 1) made with any of `keys`, and returns the
+    /// state waiting for key confirmation, the [`MSG2_LEN`] bytes of message 2 to send, and the index
+    /// in `keys` of the key the hello was made with.
+    ///
+    /// Message 1's tag depends only on the key, the prologue and the initiator's ephemeral key, so it
+    /// is checked under each key in turn before any Diffie-Hellman: `N` keys cost `N` hash chains
+    /// and one exchange. The first key under which it verifies wins. How long this takes tells which
+    /// key that was, and nothing more: the index is not secret (its fingerprint is logged).
     ///
     /// # Errors
     /// [`ProtoError::NotNative`] or [`ProtoError::UnsupportedVersion`] for a wrong preamble,
-    /// [`ProtoError::HandshakeAuth`] when the initiator does not hold the key or the bytes were altered,
-    /// [`ProtoError::NonContributory`] for a low-order key.
+    /// [`ProtoError::HandshakeAuth`] when the initiator holds none of the keys (or `keys` is empty) or
+    /// the bytes were altered, [`ProtoError::NonContributory`] for a low-order key.
     pub fn accept(
-        psk: &Psk,
+        keys: &[Psk],
         hello: &[u8; HELLO_LEN],
         e: EphemeralKey,
-    ) -> Result<(Unconfirmed, [u8; MSG2_LEN]), ProtoError> {
+    ) -> Result<(Unconfirmed, [u8; MSG2_LEN], usize), ProtoError> {
         let (preamble, msg1) =
             hello.split_first_chunk::<PREAMBLE_LEN>().expect("hello starts with a preamble");
         Preamble::check(preamble)?;
         let (re, tag) = split_message(msg1.try_into().expect("the rest of hello is message 1"));
-        let mut state = SymmetricState::new(psk);
-        mix_e(&mut state, re);
-        state.decrypt_and_hash_empty(tag)?;
+        let (key, mut state) = keys
+            .iter()
+            .enumerate()
+            .find_map(|(key, psk)| read_msg1(psk, re, tag).map(|state| (key, state)))
+            .ok_or(ProtoError::HandshakeAuth)?;
 
         let public = e.write_e(&mut state);
         e.mix_dh(&mut state, re)?;
@@ -208,11 +216,17 @@ impl Responder {
         msg2[DH_LEN..].copy_from_slice(&tag);
 
         let (from_initiator, to_initiator) = state.split();
-        Ok((
-            Unconfirmed { transport: Transport::new(Sealer::new(to_initiator), Opener::new(from_initiator)) },
-            msg2,
-        ))
+        let transport = Transport::new(Sealer::new(to_initiator), Opener::new(from_initiator));
+        Ok((Unconfirmed { transport }, msg2, key))
     }
+}
+
+/// Message 1's tokens `psk, e` and its tag, under `psk`: the state after message 1 if the tag verifies
+/// under this key, `None` if not.
+fn read_msg1(psk: &Psk, re: &[u8; DH_LEN], tag: &[u8; TAG_LEN]) -> Option<SymmetricState> {
+    let mut state = SymmetricState::new(psk);
+    mix_e(&mut state, re);
+    state.decrypt_and_hash_empty(tag).ok().map(|()| state)
 }
 
 /// The `-d` end after message 2: the initiator is not authenticated until its first record opens.
@@ -267,4 +281,95 @@ impl fmt::Debug for Unconfirmed {
 pub(crate) mod internals {
     pub(crate) use super::mix_e;
     pub(crate) use crate::proto::native::symmetric::SymmetricState;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Psk {
+        Psk::from_key_file(name.as_bytes())
+    }
+
+    fn ephemeral(seed: u8) -> EphemeralKey {
+        EphemeralKey::from_bytes([seed; DH_LEN])
+    }
+
+    /// An initiator under `psk` against a responder holding `keys`: the key index the responder
+    /// reports and both ends' transports, or the responder's refusal.
+    fn handshake(psk: &Psk, keys: &[Psk]) -> Result<(usize, Transport, Transport), ProtoError> {
+        let (initiator, hello) = Initiator::start(psk, ephemeral(1));
+        let (unconfirmed, msg2, key) = Responder::accept(keys, &hello, ephemeral(2))?;
+        let mut first = Vec::new();
+        let client = initiator.read_response(&msg2, &mut first).expect("the responder used our key");
+        let confirmation_len = first.len();
+        let Confirm::Confirmed { transport: server, data, consumed } = unconfirmed.confirm(&mut first)?
+        else {
+            panic!("the whole confirmation record is in the buffer");
+        };
+        assert_eq!((data, consumed), (&[][..], confirmation_len));
+        Ok((key, client, server))
+    }
+
+    /// `data` sealed by `tx` opens to the same bytes at `rx`.
+    fn carries(tx: &mut Sealer, rx: &mut Opener, data: &[u8]) {
+        let mut wire = Vec::new();
+        tx.seal_data(data, &mut wire).unwrap();
+        let sealed_len = wire.len();
+        let opened = rx.open(&mut wire).unwrap().expect("a whole record");
+        assert_eq!((opened.record, opened.consumed), (Record::Data(data), sealed_len));
+    }
+
+    #[test]
+    fn a_responder_with_several_keys_accepts_each_and_names_it() {
+        let keys = [key("A"), key("B"), key("C")];
+        for (expected, psk) in keys.iter().enumerate() {
+            let (index, client, server) = handshake(psk, &keys).unwrap();
+            assert_eq!(index, expected);
+            let ((mut c_tx, mut c_rx), (mut s_tx, mut s_rx)) = (client.split(), server.split());
+            carries(&mut c_tx, &mut s_rx, b"PING\r\n");
+            carries(&mut s_tx, &mut c_rx, b"+PONG\r\n");
+        }
+    }
+
+    #[test]
+    fn a_key_outside_the_set_is_refused() {
+        let keys = [key("A"), key("B"), key("C")];
+        assert_eq!(handshake(&key("D"), &keys).unwrap_err(), ProtoError::HandshakeAuth);
+    }
+
+    #[test]
+    fn an_empty_key_set_refuses_everyone() {
+        assert_eq!(handshake(&key("A"), &[]).unwrap_err(), ProtoError::HandshakeAuth);
+    }
+
+    /// The same key twice (a reload that lists a file twice): the first wins.
+    #[test]
+    fn the_first_matching_key_wins() {
+        let keys = [key("B"), key("A"), key("A")];
+        assert_eq!(handshake(&key("A"), &keys).unwrap().0, 1);
+    }
+
+    /// Message 2 is made under the key that verified: an initiator under that key reads it, and the
+    /// responder's answer is the one a single-key responder gives.
+    #[test]
+    fn message_2_is_the_one_a_single_key_responder_sends() {
+        let (_, hello) = Initiator::start(&key("B"), ephemeral(1));
+        let (_, alone, _) = Responder::accept(&[key("B")], &hello, ephemeral(2)).unwrap();
+        let (_, among, index) =
+            Responder::accept(&[key("A"), key("B"), key("C")], &hello, ephemeral(2)).unwrap();
+        assert_eq!((among, index), (alone, 1));
+    }
+
+    #[test]
+    fn an_altered_hello_is_refused_under_every_key() {
+        let keys = [key("A"), key("B"), key("C")];
+        let (_, hello) = Initiator::start(&key("B"), ephemeral(1));
+        for bit in PREAMBLE_LEN * 8..HELLO_LEN * 8 {
+            let mut flipped = hello;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let refused = Responder::accept(&keys, &flipped, ephemeral(2)).map(|(_, _, key)| key);
+            assert_eq!(refused, Err(ProtoError::HandshakeAuth), "bit {bit}");
+        }
+    }
 }

@@ -40,9 +40,9 @@ struct Transcript {
 fn transcript(initiator_key: &[u8], responder_key: &[u8]) -> Transcript {
     let (initiator, hello) =
         Initiator::start(&Psk::from_key_file(initiator_key), EphemeralKey::from_bytes(INITIATOR_E));
-    let (unconfirmed, msg2) =
-        Responder::accept(&Psk::from_key_file(responder_key), &hello, EphemeralKey::from_bytes(RESPONDER_E))
-            .expect("same key");
+    let responder_keys = [Psk::from_key_file(responder_key)];
+    let (unconfirmed, msg2, _) =
+        Responder::accept(&responder_keys, &hello, EphemeralKey::from_bytes(RESPONDER_E)).expect("same key");
     let mut i2r = Vec::new();
     let client = initiator.read_response(&msg2, &mut i2r).expect("same key");
     let mut confirmation = i2r.clone();

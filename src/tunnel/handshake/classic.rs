@@ -37,25 +37,26 @@ pub async fn initiate(
     let mut their_y = [0u8; Y_AND_MAC_LEN];
     er.read_exact(&mut their_y).await?;
     let (sealer, opener) = initiator.read_y(&their_y)?.split();
-    Ok(Established { sealer, opener, first: Vec::new(), pending: Vec::new() })
+    Ok(Established { sealer, opener, first: Vec::new(), pending: Vec::new(), key: 0 })
 }
 
 /// `-d`, once the first [`PREAMBLE_LEN`] bytes of the initiator's nonce (`first`) have told it apart
 /// from a native initiator: sends our nonce, reads the rest of the initiator's and its y, and sends
-/// our y once that has verified. A verified y proves the initiator holds the key and is not replaying
-/// an old handshake (its MAC key is derived from our fresh nonce), so the caller may then connect to
-/// the target.
+/// our y once that has verified under one of `keys` (tried in order, each costing a PBKDF2 and an
+/// HMAC, and no exponentiation before one verifies). A verified y proves the initiator holds that key
+/// and is not replaying an old handshake (its MAC key is derived from our fresh nonce), so the caller
+/// may then connect to the target. [`Established::key`] is the index of that key in `keys`.
 ///
 /// # Errors
-/// [`HandshakeError`]: a wrong key, a `-g` refusal, an invalid y, or a closed socket.
+/// [`HandshakeError`]: none of the keys, a `-g` refusal, an invalid y, or a closed socket.
 pub async fn respond(
     er: &mut ReadHalf,
     ew: &mut WriteHalf,
-    psk: &Psk,
+    keys: &[Psk],
     fs: ForwardSecrecy,
     first: [u8; PREAMBLE_LEN],
 ) -> Result<Classic, HandshakeError> {
-    let (responder, nonce) = Responder::start(psk, fs, rand::rng().random());
+    let (responder, nonce) = Responder::start(keys, fs, rand::rng().random());
     ew.write_all(&nonce).await?;
     let mut theirs = [0u8; NONCE_LEN];
     theirs[..PREAMBLE_LEN].copy_from_slice(&first);
@@ -63,8 +64,8 @@ pub async fn respond(
     let responder = responder.read_nonce(&theirs);
     let mut their_y = [0u8; Y_AND_MAC_LEN];
     er.read_exact(&mut their_y).await?;
-    let (transport, y) = responder.read_y(&their_y, DhPrivate::generate(&mut rand::rng()))?;
+    let (transport, y, key) = responder.read_y(&their_y, DhPrivate::generate(&mut rand::rng()))?;
     ew.write_all(&y).await?;
     let (sealer, opener) = transport.split();
-    Ok(Established { sealer, opener, first: Vec::new(), pending: Vec::new() })
+    Ok(Established { sealer, opener, first: Vec::new(), pending: Vec::new(), key })
 }

@@ -69,6 +69,10 @@ pub struct Established<S, O> {
     pub first: Vec<u8>,
     /// Bytes read from the peer past the handshake, to open before reading more.
     pub pending: Vec<u8>,
+    /// The index of the key the peer proved, in the slice the responder was given, so the caller
+    /// can say which key a connection used (by its fingerprint); always 0 on an initiator, which
+    /// holds one key.
+    pub key: usize,
 }
 
 /// An established connection of either protocol.
@@ -103,4 +107,103 @@ pub async fn detect(
         return Err(HandshakeError::NotAccepted(spoken));
     }
     Ok((spoken, first))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::UnixStream;
+
+    use super::*;
+    use crate::proto::classic::ForwardSecrecy;
+    use crate::proto::{Open, Psk, Record, Seal};
+    use crate::tunnel::stream::{Stream, WriteHalf};
+
+    fn key(name: &str) -> Psk {
+        Psk::from_key_file(name.as_bytes())
+    }
+
+    /// Both ends of a connected socket pair, each split into its halves.
+    fn sockets() -> ((ReadHalf, WriteHalf), (ReadHalf, WriteHalf)) {
+        let (a, b) = UnixStream::pair().expect("a socket pair");
+        (Stream::Unix(a).into_split(), Stream::Unix(b).into_split())
+    }
+
+    /// `-e` under `psk` against `-d` holding `keys`, each driver as the daemon runs it (the `-d` end
+    /// detects the protocol first): both ends' pairs, or the first refusal.
+    async fn connect(protocol: Protocol, psk: &Psk, keys: &[Psk]) -> Result<(Pair, Pair), HandshakeError> {
+        let ((mut ir, mut iw), (mut rr, mut rw)) = sockets();
+        let fs = ForwardSecrecy::Offer;
+        let initiator = async {
+            match protocol {
+                Protocol::Native => {
+                    let pair = native::initiate(&mut ir, &mut iw, psk).await?;
+                    iw.write_all(&pair.first).await?;
+                    Ok(Pair::Native(pair))
+                }
+                Protocol::Classic => classic::initiate(&mut ir, &mut iw, psk, fs).await.map(Pair::Classic),
+            }
+        };
+        let responder = async {
+            match detect(&mut rr, Protocols::Both).await? {
+                (Protocol::Native, first) => {
+                    let (unconfirmed, key) = native::answer_hello(&mut rr, &mut rw, keys, first).await?;
+                    native::read_confirmation(&mut rr, unconfirmed, key).await.map(Pair::Native)
+                }
+                (Protocol::Classic, first) => {
+                    classic::respond(&mut rr, &mut rw, keys, fs, first).await.map(Pair::Classic)
+                }
+            }
+        };
+        // A refusal ends both: the refused initiator would otherwise wait for an answer.
+        tokio::try_join!(initiator, responder)
+    }
+
+    /// `data` sealed by `tx` opens to the same bytes at `rx`.
+    fn carries<S: Seal, O: Open>(tx: &mut S, rx: &mut O, data: &[u8]) {
+        let mut frame = vec![0; S::frame_len(data.len())];
+        frame[S::BODY_OFFSET..S::BODY_OFFSET + data.len()].copy_from_slice(data);
+        tx.seal_frame(&mut frame, data.len()).unwrap();
+        let opened = rx.open(&mut frame).unwrap().expect("a whole frame");
+        assert_eq!(opened.record, Record::Data(data));
+    }
+
+    /// The index each end reports, after checking the pair talks both ways.
+    fn keys_and_talk(client: Pair, server: Pair) -> (usize, usize) {
+        match (client, server) {
+            (Pair::Native(mut c), Pair::Native(mut s)) => {
+                assert!(s.first.is_empty() && s.pending.is_empty(), "spiped-rs confirms with no data");
+                carries(&mut c.sealer, &mut s.opener, b"PING\r\n");
+                carries(&mut s.sealer, &mut c.opener, b"+PONG\r\n");
+                (c.key, s.key)
+            }
+            (Pair::Classic(mut c), Pair::Classic(mut s)) => {
+                carries(&mut c.sealer, &mut s.opener, b"PING\r\n");
+                carries(&mut s.sealer, &mut c.opener, b"+PONG\r\n");
+                (c.key, s.key)
+            }
+            _ => panic!("both ends speak the protocol the initiator chose"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_responder_with_several_keys_reports_the_key_each_initiator_used() {
+        let keys = [key("A"), key("B"), key("C")];
+        for protocol in [Protocol::Native, Protocol::Classic] {
+            for (expected, psk) in keys.iter().enumerate() {
+                let (client, server) = connect(protocol, psk, &keys).await.unwrap();
+                assert_eq!(keys_and_talk(client, server), (0, expected), "{protocol:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_initiator_with_another_key_is_refused() {
+        let keys = [key("A"), key("B"), key("C")];
+        let native = connect(Protocol::Native, &key("D"), &keys).await.map(drop).unwrap_err();
+        assert!(matches!(native, HandshakeError::Native(ProtoError::HandshakeAuth)), "{native:?}");
+        let classic = connect(Protocol::Classic, &key("D"), &keys).await.map(drop).unwrap_err();
+        let bad_mac = crate::proto::classic::HandshakeError::BadMac;
+        assert!(matches!(classic, HandshakeError::Classic(e) if e == bad_mac), "{classic:?}");
+    }
 }

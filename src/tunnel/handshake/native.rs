@@ -61,31 +61,34 @@ pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Resul
     }
     let mut confirmation = Vec::new();
     let (sealer, opener) = initiator.read_response(&msg2, &mut confirmation)?.split();
-    Ok(Established { sealer, opener, first: confirmation, pending: Vec::new() })
+    Ok(Established { sealer, opener, first: confirmation, pending: Vec::new(), key: 0 })
 }
 
 /// `-d`, first half, once [`super::detect`] has read the preamble (`preamble`): reads the rest of the
-/// hello and, if it was made with the key, sends message 2. The initiator is not authenticated yet: a
-/// captured hello can be replayed. [`read_confirmation`] is the second half.
+/// hello and, if it was made with one of `keys` (each tried in order, costing a hash chain, before
+/// the one Diffie-Hellman), sends message 2. Returns the state waiting for the key confirmation and
+/// the index in `keys` of the key the hello was made with, to hand to [`read_confirmation`]. The
+/// initiator is not authenticated yet: a captured hello can be replayed. [`read_confirmation`] is the
+/// second half.
 ///
 /// # Errors
 /// [`HandshakeError`].
 pub async fn answer_hello(
     er: &mut ReadHalf,
     ew: &mut WriteHalf,
-    psk: &Psk,
+    keys: &[Psk],
     preamble: [u8; PREAMBLE_LEN],
-) -> Result<Unconfirmed, HandshakeError> {
+) -> Result<(Unconfirmed, usize), HandshakeError> {
     let mut hello = [0u8; HELLO_LEN];
     hello[..PREAMBLE_LEN].copy_from_slice(&preamble);
     er.read_exact(&mut hello[PREAMBLE_LEN..]).await?;
-    let (unconfirmed, msg2) = Responder::accept(psk, &hello, EphemeralKey::generate(&mut rand::rng()))?;
+    let (unconfirmed, msg2, key) = Responder::accept(keys, &hello, EphemeralKey::generate(&mut rand::rng()))?;
     ew.write_all(&msg2).await?;
-    Ok(unconfirmed)
+    Ok((unconfirmed, key))
 }
 
 /// `-d`, second half: reads the initiator's first record, which proves it holds the key and took
-/// part in this handshake.
+/// part in this handshake. `key` is what [`answer_hello`] returned, passed on as [`Established::key`].
 ///
 /// An unproven peer costs little memory: the first read asks for 256 bytes (`CONFIRMATION_READ`), and
 /// the buffer grows, never past the first record's length, only as fast as bytes arrive.
@@ -95,6 +98,7 @@ pub async fn answer_hello(
 pub async fn read_confirmation(
     er: &mut ReadHalf,
     mut unconfirmed: Unconfirmed,
+    key: usize,
 ) -> Result<Native, HandshakeError> {
     let mut buf = Vec::with_capacity(CONFIRMATION_READ);
     loop {
@@ -107,7 +111,7 @@ pub async fn read_confirmation(
                 let first = data.to_vec();
                 buf.drain(..consumed);
                 let (sealer, opener) = transport.split();
-                return Ok(Established { sealer, opener, first, pending: buf });
+                return Ok(Established { sealer, opener, first, pending: buf, key });
             }
         }
         // Room for more, at most doubling what has arrived and never past the record's end.
