@@ -123,12 +123,6 @@ impl Config {
                     .into(),
             ));
         }
-        if args.key_files.len() > 1 {
-            // Until both protocols' responders take a key set: a -d end must not ignore a key it was given.
-            return Err(ConfigError::Invalid(
-                "several -k on a -d end are not supported by this build yet".into(),
-            ));
-        }
         if args.key_files.len() > 1 && args.key_files.iter().any(|k| k.as_os_str() == "-") {
             return Err(ConfigError::Invalid("-k - (standard input) cannot be one of several keys".into()));
         }
@@ -182,8 +176,9 @@ impl Config {
     /// [`ConfigError::Key`] for the first file that cannot be used.
     pub fn load_keys(&self) -> Result<KeySet, ConfigError> {
         let (set, warnings) = KeySet::load(&self.key_files)?;
-        // Both ends, until the -d end's responders take a set: a -d end must not ignore a key it was given.
-        set.only_one()?;
+        if self.mode == Mode::Encrypt {
+            set.only_one()?;
+        }
         for warning in warnings {
             tracing::warn!("{warning}");
         }

@@ -40,8 +40,7 @@ async fn try_reload(tunnel: &Tunnel, key_files: &[PathBuf]) -> bool {
     }
     let files = key_files.to_vec();
     // Reading files blocks; a runtime worker must not.
-    // Both ends, until the -d end's responders take a set: a -d end must not ignore a key it was given.
-    let initiator = tunnel.settings.mode == Mode::Encrypt || tunnel.settings.mode == Mode::Decrypt;
+    let initiator = tunnel.settings.mode == Mode::Encrypt;
     let loaded = tokio::task::spawn_blocking(move || {
         let (set, warnings) = KeySet::load(&files)?;
         if initiator {

@@ -19,7 +19,7 @@ use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
 use super::unproven::Ticket;
 use crate::proto::classic::{ForwardSecrecy, HandshakeError as ClassicError};
-use crate::proto::{Open, Protocol, Protocols, Psk, Seal};
+use crate::proto::{Fingerprint, Open, Protocol, Protocols, Psk, Seal};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,8 @@ pub struct Summary {
     pub sealed: u64,
     /// Plaintext bytes this end opened from its peer's records.
     pub opened: u64,
+    /// `-d`: the fingerprint of the key the peer proved (the end may hold several).
+    pub key: Option<Fingerprint>,
 }
 
 /// What the accept loop hands a connection besides its socket.
@@ -220,7 +222,7 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             before(deadline, &mut ticket, handshake::detect(&mut er, tunnel.settings.protocols)).await?;
         match spoken {
             Protocol::Native => {
-                let hello = native::answer_hello(&mut er, &mut ew, std::slice::from_ref(keys.first()), first);
+                let hello = native::answer_hello(&mut er, &mut ew, keys.psks(), first);
                 let (unconfirmed, key) = before(deadline, &mut ticket, hello).await?;
                 if let Some(ticket) = &mut ticket {
                     ticket.hello_verified();
@@ -230,13 +232,8 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             }
             Protocol::Classic => {
                 // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
-                let y = Box::pin(classic::respond(
-                    &mut er,
-                    &mut ew,
-                    std::slice::from_ref(keys.first()),
-                    tunnel.settings.classic,
-                    first,
-                ));
+                let y =
+                    Box::pin(classic::respond(&mut er, &mut ew, keys.psks(), tunnel.settings.classic, first));
                 before(deadline, &mut ticket, y).await.map(Pair::Classic)
             }
         }
@@ -250,10 +247,17 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
-    match established {
+    let key = keys.fingerprint(match &established {
+        Pair::Native(pair) => pair.key,
+        Pair::Classic(pair) => pair.key,
+    });
+    // The connection keeps the key's name, not the whole set: a reload may free the old set.
+    drop(keys);
+    let served = match established {
         Pair::Native(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
         Pair::Classic(pair) => decrypted(pair, tunnel, limit, (er, ew), abort).await,
-    }
+    };
+    served.map(|summary| Summary { key: Some(key), ..summary })
 }
 
 /// `-d`, the peer authenticated: only now does it count against -n, and does the service see it.
@@ -359,7 +363,7 @@ async fn pump<S: Seal, O: Open>(
         () = abort.requested() => Err(ConnError::Stopped),
     };
     match both {
-        Ok((sealed, opened)) => Ok(Summary { sealed, opened }),
+        Ok((sealed, opened)) => Ok(Summary { sealed, opened, key: None }),
         Err(e) => {
             pw.abort();
             ew.abort();

@@ -234,7 +234,8 @@ pub async fn run(
             let elapsed = started.elapsed();
             match result {
                 Ok(s) => {
-                    tracing::debug!(%peer, sealed = s.sealed, opened = s.opened, ?elapsed, "connection closed")
+                    let key = s.key.map(|k| k.to_string());
+                    tracing::debug!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, "connection closed")
                 }
                 Err(e) => {
                     tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);
