@@ -1,5 +1,6 @@
-//! Keys end to end, with the built `spiped`: `--fingerprint` and `--keygen`, and the start-up warning
-//! for a key file others can read.
+//! Keys end to end, with the built `spiped`: `--fingerprint` and `--keygen`, the start-up warning for
+//! a key file others can read, and reload on SIGHUP while real redis-benchmark load crosses the pipe
+//! to a real redis-server, as the log and Redis's own counters show it.
 //!
 //! Layout:
 //! - `fingerprint`: each fingerprint is the one its definition gives (derived here independently),
@@ -8,6 +9,10 @@
 //!   as `--fingerprint`; two keys differ.
 //! - `permissions`: the warning naming the file, its mode and `chmod 600`, at start-up and from
 //!   `--fingerprint`; none for a private file.
+//! - `rig`: Redis behind a `-d` end whose key files the test rewrites and reloads, `-e` ends on
+//!   chosen keys, a connection held open, redis-benchmark and its failure count.
+//! - `reload`: the same key and a failed reload under load (no failed request, no dropped
+//!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
 
 mod support;
 
@@ -17,6 +22,10 @@ mod fingerprint;
 mod keygen;
 #[path = "keys/permissions.rs"]
 mod permissions;
+#[path = "keys/reload.rs"]
+mod reload;
+#[path = "keys/rig.rs"]
+mod rig;
 
 use std::process::Output;
 

@@ -1,0 +1,237 @@
+//! What the reload tests share: a real Redis behind a `-d` end whose key files the test rewrites and
+//! reloads, `-e` ends each with a key file of its own, a raw Redis connection held open through the
+//! pipe, and redis-benchmark run through it.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::keys::write_key;
+use crate::support::{
+    Redis, Spiped, SpipedCmd, eventually, free_port, plain_addr, read_until_closed, redis_cli,
+};
+
+/// A PING in Redis's protocol, as a raw client sends it.
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+/// Redis's answer to it.
+const PONG: &[u8] = b"+PONG\r\n";
+
+/// How long a reload, an answer through the pipe or a refusal may take, generously.
+pub const WITHIN: Duration = Duration::from_secs(30);
+
+/// What the `-d` end logs when a reload has put a set in force.
+const RELOADED: &str = "reloaded: new connections use these keys";
+
+/// What it logs when a reload failed and the set in force stays.
+const RELOAD_FAILED: &str = "reload failed, the keys in force are kept";
+
+/// Redis on loopback and a `-d` end in front of it.
+pub struct Rig {
+    /// The test's scratch directory: key files, logs.
+    pub dir: PathBuf,
+    /// The service behind the pipe, whose own counters say what reached it.
+    pub redis: Redis,
+    /// The decrypting end, reloaded by the test.
+    pub d: Spiped,
+    /// Where the `-d` end listens, as spiped writes it: the `-e` ends' target.
+    pub d_source: String,
+}
+
+/// How a reload ended, from the `-d` end's log.
+#[derive(Debug)]
+pub enum Reload {
+    /// The new set is in force: the log line, which names the keys' fingerprints.
+    Took(String),
+    /// It failed and the old set stays: the log line, which says why.
+    Failed(String),
+}
+
+impl Rig {
+    /// Starts Redis and a `-d` end in front of it with `-k` each of `keys`, its files in `dir`.
+    pub fn start(dir: &Path, keys: &[&Path]) -> Rig {
+        let dir = dir.to_path_buf();
+        let redis = Redis::start(&dir, false);
+        let d_source = format!("[127.0.0.1]:{}", free_port());
+        let target = format!("[127.0.0.1]:{}", redis.port);
+        let mut args = vec!["-d", "-s", &d_source, "-t", &target];
+        for key in keys {
+            args.extend(["-k", key.to_str().unwrap()]);
+        }
+        let d = SpipedCmd::new(&dir, "d").args(&args).start();
+        Rig { dir, redis, d, d_source }
+    }
+
+    /// Writes `contents` as the private key file `name` in the test's directory.
+    pub fn write_key(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.dir.join(name);
+        write_key(&path, contents, 0o600);
+        path
+    }
+
+    /// Starts an `-e` end named `name` in front of the `-d` end with the key file `key`; returns it
+    /// and its address for clients.
+    pub fn e_end(&self, name: &str, key: &Path) -> (Spiped, String) {
+        let source = format!("[127.0.0.1]:{}", free_port());
+        let e = SpipedCmd::new(&self.dir, name)
+            .args(["-e", "-s", &source, "-t", &self.d_source, "-k", key.to_str().unwrap()])
+            .start();
+        (e, plain_addr(&source))
+    }
+
+    /// Sends SIGHUP to the `-d` end and waits for the log to say how that reload ended. One at a
+    /// time: signals sent before the daemon has taken the last one may be merged into one reload.
+    pub fn reload(&self) -> Reload {
+        let before = self.reload_lines().len();
+        self.d.signal(nix::sys::signal::Signal::SIGHUP);
+        let line = eventually("the -d end logs the reload's outcome", WITHIN, || {
+            let lines = self.reload_lines();
+            match lines.get(before) {
+                Some(line) => Ok(line.clone()),
+                None => Err(format!("{before} reloads logged so far; the log:\n{}", self.d.log_text())),
+            }
+        });
+        match line.contains(RELOADED) {
+            true => Reload::Took(line),
+            false => Reload::Failed(line),
+        }
+    }
+
+    /// Every reload outcome the `-d` end has logged, in order.
+    fn reload_lines(&self) -> Vec<String> {
+        let log = self.d.log_text();
+        log.lines()
+            .filter(|l| l.contains(RELOADED) || l.contains(RELOAD_FAILED))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs `redis-cli` against Redis directly, not through the pipe.
+    pub fn redis_cli(&self, args: &[&str]) -> String {
+        redis_cli(&[&["-p", &self.redis.port.to_string()][..], args].concat())
+    }
+
+    /// Asserts that a new connection through `e_addr` is refused (it ends without a byte of reply)
+    /// and that Redis never sees it: its count of accepted connections grows by exactly one, the
+    /// connection of the query that reads it.
+    pub fn assert_refused_before_redis(&self, e_addr: &str, what: &str) {
+        let before = self.redis.connections_received();
+        let mut conn = TcpStream::connect(e_addr).unwrap_or_else(|e| panic!("{what}: cannot connect: {e}"));
+        // The end may already have closed it: a failed write is as good as a close.
+        let _ = conn.write_all(PING);
+        match read_until_closed(&mut conn) {
+            Ok(got) => assert!(got.is_empty(), "{what}: {} bytes came back: {got:?}", got.len()),
+            Err(e) => assert_ne!(e.kind(), io::ErrorKind::WouldBlock, "{what}: not closed within 60 s"),
+        }
+        let after = self.redis.connections_received();
+        assert_eq!(after, before + 1, "{what}: Redis accepted no connection but the counting query's");
+    }
+}
+
+/// A raw Redis connection through the pipe, held open across reloads.
+pub struct Live(TcpStream);
+
+impl Live {
+    /// Connects through `e_addr` and checks that Redis answers a PING.
+    pub fn open(e_addr: &str) -> Live {
+        let conn = TcpStream::connect(e_addr).unwrap_or_else(|e| panic!("cannot connect to {e_addr}: {e}"));
+        conn.set_read_timeout(Some(WITHIN)).unwrap();
+        let mut live = Live(conn);
+        live.assert_answers("the new connection");
+        live
+    }
+
+    /// Asserts that Redis answers a PING on this connection.
+    pub fn assert_answers(&mut self, when: &str) {
+        let mut reply = [0u8; PONG.len()];
+        let answered = self.0.write_all(PING).and_then(|()| self.0.read_exact(&mut reply));
+        assert!(answered.is_ok(), "{when}: the live connection failed: {answered:?}");
+        assert_eq!(&reply, PONG, "{when}: {:?}", String::from_utf8_lossy(&reply));
+    }
+}
+
+/// redis-benchmark making INCR requests through an `-e` end; its output goes to a file.
+pub struct Benchmark {
+    /// The running benchmark, killed on drop if still running.
+    child: Child,
+    /// Its standard output and error.
+    output: PathBuf,
+    /// How many INCRs it makes, which Redis's counter must equal at the end.
+    pub requests: u32,
+}
+
+/// Parallel connections the benchmark keeps.
+const CLIENTS: u64 = 20;
+
+impl Benchmark {
+    /// Starts `redis-benchmark -t incr` through `e_addr`: `requests` INCRs of one counter over 20
+    /// connections, kept open (`-k 1`) or a new one per request (`-k 0`). It exits 1 at its first
+    /// error (a connection refused or cut, an error reply), saying so.
+    pub fn start(dir: &Path, e_addr: &str, keepalive: bool, requests: u32) -> Benchmark {
+        let (host, port) = e_addr.rsplit_once(':').unwrap();
+        let output = dir.join(format!("benchmark-k{}.out", u8::from(keepalive)));
+        let file = std::fs::File::create(&output).unwrap();
+        let child = Command::new("redis-benchmark")
+            .args(["-h", host, "-p", port, "-t", "incr", "-n", &requests.to_string()])
+            .args(["-c", &CLIENTS.to_string(), "-k", if keepalive { "1" } else { "0" }, "-q"])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("redis-benchmark must be installed: run scripts/test-all, which installs it");
+        Benchmark { child, output, requests }
+    }
+
+    /// How many of its INCRs Redis has run so far.
+    pub fn counted(rig: &Rig) -> u64 {
+        rig.redis_cli(&["get", "counter:__rand_int__"]).trim().parse().unwrap_or(0)
+    }
+
+    /// Waits until all its connections have reached Redis through the pipe, besides `others` of the
+    /// test's own and the query's.
+    pub fn wait_connected(&self, rig: &Rig, others: u64) {
+        let expected = CLIENTS + others + 1;
+        eventually("the benchmark's connections reach Redis", WITHIN, || {
+            let info = rig.redis_cli(&["info", "clients"]);
+            let connected: u64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("connected_clients:"))
+                .and_then(|n| n.trim().parse().ok())
+                .ok_or_else(|| format!("no connected_clients in {info:?}"))?;
+            match connected >= expected {
+                true => Ok(()),
+                false => Err(format!("{connected} of {expected}; its output so far: {}", self.output_text())),
+            }
+        });
+    }
+
+    /// Waits for it to finish and asserts that no request failed: it exits 0, says nothing of an
+    /// error, and Redis ran every one of its INCRs exactly once.
+    pub fn assert_no_failure(mut self, rig: &Rig) {
+        let status = eventually("the benchmark finishes", Duration::from_secs(120), || {
+            match self.child.try_wait().unwrap() {
+                Some(status) => Ok(status),
+                None => Err(format!("{} INCRs so far", Self::counted(rig))),
+            }
+        });
+        let output = self.output_text();
+        let logs = format!("its output:\n{output}\nthe -d end's log:\n{}", rig.d.log_text());
+        assert!(status.success(), "the benchmark exited with {status}; {logs}");
+        let errors: Vec<&str> = output.lines().filter(|l| l.to_lowercase().contains("error")).collect();
+        assert!(errors.is_empty(), "the benchmark saw errors: {errors:?}; {logs}");
+        assert_eq!(Self::counted(rig), u64::from(self.requests), "every INCR ran once; {logs}");
+    }
+
+    fn output_text(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+}
+
+impl Drop for Benchmark {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
