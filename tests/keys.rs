@@ -1,6 +1,6 @@
 //! Keys end to end, with the built `spiped`: `--fingerprint` and `--keygen`, the start-up warning for
 //! a key file others can read, and reload on SIGHUP while real redis-benchmark load crosses the pipe
-//! to a real redis-server, as the log and Redis's own counters show it.
+//! to a real redis-server, as the log, Redis's own counters and the systemd notifications show it.
 //!
 //! Layout:
 //! - `fingerprint`: each fingerprint is the one its definition gives (derived here independently),
@@ -13,6 +13,7 @@
 //!   chosen keys, a connection held open, redis-benchmark and its failure count.
 //! - `reload`: the same key and a failed reload under load (no failed request, no dropped
 //!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
+//! - `notify`: `RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1` with the keys in `STATUS=`.
 
 mod support;
 
@@ -20,6 +21,8 @@ mod support;
 mod fingerprint;
 #[path = "keys/keygen.rs"]
 mod keygen;
+#[path = "keys/notify.rs"]
+mod notify;
 #[path = "keys/permissions.rs"]
 mod permissions;
 #[path = "keys/reload.rs"]
