@@ -14,6 +14,7 @@
 //! - `reload`: the same key and a failed reload under load (no failed request, no dropped
 //!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
 //! - `notify`: `RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1` with the keys in `STATUS=`.
+//! - `stop`: a second SIGTERM in daemon mode removes the pid file and the unix socket.
 
 mod support;
 
@@ -29,6 +30,8 @@ mod permissions;
 mod reload;
 #[path = "keys/rig.rs"]
 mod rig;
+#[path = "keys/stop.rs"]
+mod stop;
 
 use std::process::Output;
 
