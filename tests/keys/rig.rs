@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::keys::write_key;
@@ -21,6 +22,10 @@ const PONG: &[u8] = b"+PONG\r\n";
 
 /// How long a reload, an answer through the pipe or a refusal may take, generously.
 pub const WITHIN: Duration = Duration::from_secs(30);
+
+/// How long Redis holds a benchmark's requests at most: far longer than a test's reloads take, so the
+/// test's `CLIENT UNPAUSE` is what ends the pause.
+const PAUSE_MS: &str = "60000";
 
 /// What the `-d` end logs when a reload has put a set in force.
 const RELOADED: &str = "reloaded: new connections use these keys";
@@ -47,6 +52,30 @@ pub enum Reload {
     Took(String),
     /// It failed and the old set stays: the log line, which says why.
     Failed(String),
+}
+
+impl Reload {
+    /// The log line of a reload that took.
+    ///
+    /// # Panics
+    /// When it failed: `what` names the reload.
+    pub fn took(self, what: &str) -> String {
+        match self {
+            Reload::Took(line) => line,
+            Reload::Failed(line) => panic!("{what} failed: {line}"),
+        }
+    }
+
+    /// The log line of a reload that failed.
+    ///
+    /// # Panics
+    /// When it took: `what` names the reload.
+    pub fn failed(self, what: &str) -> String {
+        match self {
+            Reload::Failed(line) => line,
+            Reload::Took(line) => panic!("{what} took: {line}"),
+        }
+    }
 }
 
 impl Rig {
@@ -81,31 +110,32 @@ impl Rig {
         (e, plain_addr(&source))
     }
 
-    /// Sends SIGHUP to the `-d` end and waits for the log to say how that reload ended. One at a
-    /// time: signals sent before the daemon has taken the last one may be merged into one reload.
+    /// Reloads the `-d` end ([`reload`]).
     pub fn reload(&self) -> Reload {
-        let before = self.reload_lines().len();
-        self.d.signal(nix::sys::signal::Signal::SIGHUP);
-        let line = eventually("the -d end logs the reload's outcome", WITHIN, || {
-            let lines = self.reload_lines();
-            match lines.get(before) {
-                Some(line) => Ok(line.clone()),
-                None => Err(format!("{before} reloads logged so far; the log:\n{}", self.d.log_text())),
-            }
-        });
-        match line.contains(RELOADED) {
-            true => Reload::Took(line),
-            false => Reload::Failed(line),
-        }
+        reload(&self.d)
     }
 
-    /// Every reload outcome the `-d` end has logged, in order.
-    fn reload_lines(&self) -> Vec<String> {
-        let log = self.d.log_text();
-        log.lines()
-            .filter(|l| l.contains(RELOADED) || l.contains(RELOAD_FAILED))
-            .map(str::to_string)
-            .collect()
+    /// Runs `step` while a benchmark through `e_addr` ([`Benchmark::start`]) is held mid-run, then
+    /// lets it finish and asserts that none of its requests failed. Redis's `CLIENT PAUSE WRITE` holds
+    /// its INCRs, so that each of its connections waits with a request in flight through the pipe
+    /// whatever the machine's speed; `CLIENT UNPAUSE`, after `step`, lets them all go (with `-k 0`,
+    /// all but the first on new connections, made after `step`). `live` is how many connections to
+    /// Redis the test holds open besides.
+    pub fn under_held_benchmark(
+        &self,
+        e_addr: &str,
+        keepalive: bool,
+        requests: u32,
+        live: u64,
+        step: impl FnOnce(),
+    ) {
+        assert_eq!(self.redis_cli(&["client", "pause", PAUSE_MS, "write"]).trim(), "OK");
+        let bench = Benchmark::start(self, e_addr, keepalive, requests);
+        bench.wait_connected(self, live);
+        step();
+        assert_eq!(bench.ran(self), 0, "the benchmark was held while the test's step ran");
+        assert_eq!(self.redis_cli(&["client", "unpause"]).trim(), "OK");
+        bench.assert_no_failure(self);
     }
 
     /// Runs `redis-cli` against Redis directly, not through the pipe.
@@ -128,6 +158,28 @@ impl Rig {
         let after = self.redis.connections_received();
         assert_eq!(after, before + 1, "{what}: Redis accepted no connection but the counting query's");
     }
+}
+
+/// Sends SIGHUP to `end` and waits for its log to say how that reload ended. One at a time: signals
+/// sent before the daemon has taken the last one may be merged into one reload.
+pub fn reload(end: &Spiped) -> Reload {
+    let before = reload_lines(end).len();
+    end.signal(nix::sys::signal::Signal::SIGHUP);
+    let line =
+        eventually("the end logs the reload's outcome", WITHIN, || match reload_lines(end).get(before) {
+            Some(line) => Ok(line.clone()),
+            None => Err(format!("{before} reloads logged so far; the log:\n{}", end.log_text())),
+        });
+    match line.contains(RELOADED) {
+        true => Reload::Took(line),
+        false => Reload::Failed(line),
+    }
+}
+
+/// Every reload outcome `end` has logged, in order.
+fn reload_lines(end: &Spiped) -> Vec<String> {
+    let log = end.log_text();
+    log.lines().filter(|l| l.contains(RELOADED) || l.contains(RELOAD_FAILED)).map(str::to_string).collect()
 }
 
 /// A raw Redis connection through the pipe, held open across reloads.
@@ -158,8 +210,10 @@ pub struct Benchmark {
     child: Child,
     /// Its standard output and error.
     output: PathBuf,
-    /// How many INCRs it makes, which Redis's counter must equal at the end.
+    /// How many INCRs it makes, by which Redis's counter must have grown at the end.
     pub requests: u32,
+    /// The counter when it started (earlier benchmarks of the test count on the same key).
+    baseline: u64,
 }
 
 /// Parallel connections the benchmark keeps.
@@ -169,9 +223,12 @@ impl Benchmark {
     /// Starts `redis-benchmark -t incr` through `e_addr`: `requests` INCRs of one counter over 20
     /// connections, kept open (`-k 1`) or a new one per request (`-k 0`). It exits 1 at its first
     /// error (a connection refused or cut, an error reply), saying so.
-    pub fn start(dir: &Path, e_addr: &str, keepalive: bool, requests: u32) -> Benchmark {
+    pub fn start(rig: &Rig, e_addr: &str, keepalive: bool, requests: u32) -> Benchmark {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let baseline = Self::counted(rig);
         let (host, port) = e_addr.rsplit_once(':').unwrap();
-        let output = dir.join(format!("benchmark-k{}.out", u8::from(keepalive)));
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let output = rig.dir.join(format!("benchmark-{n}-k{}.out", u8::from(keepalive)));
         let file = std::fs::File::create(&output).unwrap();
         let child = Command::new("redis-benchmark")
             .args(["-h", host, "-p", port, "-t", "incr", "-n", &requests.to_string()])
@@ -181,12 +238,17 @@ impl Benchmark {
             .stderr(file)
             .spawn()
             .expect("redis-benchmark must be installed: run scripts/test-all, which installs it");
-        Benchmark { child, output, requests }
+        Benchmark { child, output, requests, baseline }
+    }
+
+    /// How many INCRs Redis has run so far, of every benchmark of the test.
+    fn counted(rig: &Rig) -> u64 {
+        rig.redis_cli(&["get", "counter:__rand_int__"]).trim().parse().unwrap_or(0)
     }
 
     /// How many of its INCRs Redis has run so far.
-    pub fn counted(rig: &Rig) -> u64 {
-        rig.redis_cli(&["get", "counter:__rand_int__"]).trim().parse().unwrap_or(0)
+    pub fn ran(&self, rig: &Rig) -> u64 {
+        Self::counted(rig) - self.baseline
     }
 
     /// Waits until all its connections have reached Redis through the pipe, besides `others` of the
@@ -213,7 +275,7 @@ impl Benchmark {
         let status = eventually("the benchmark finishes", Duration::from_secs(120), || {
             match self.child.try_wait().unwrap() {
                 Some(status) => Ok(status),
-                None => Err(format!("{} INCRs so far", Self::counted(rig))),
+                None => Err(format!("{} INCRs so far", self.ran(rig))),
             }
         });
         let output = self.output_text();
@@ -221,7 +283,7 @@ impl Benchmark {
         assert!(status.success(), "the benchmark exited with {status}; {logs}");
         let errors: Vec<&str> = output.lines().filter(|l| l.to_lowercase().contains("error")).collect();
         assert!(errors.is_empty(), "the benchmark saw errors: {errors:?}; {logs}");
-        assert_eq!(Self::counted(rig), u64::from(self.requests), "every INCR ran once; {logs}");
+        assert_eq!(self.ran(rig), u64::from(self.requests), "every INCR ran once; {logs}");
     }
 
     fn output_text(&self) -> String {
