@@ -10,7 +10,9 @@
 //! - `permissions`: the warning naming the file, its mode and `chmod 600`, at start-up and from
 //!   `--fingerprint`; none for a private file.
 //! - `rig`: Redis behind a `-d` end whose key files the test rewrites and reloads, `-e` ends on
-//!   chosen keys, a connection held open, redis-benchmark and its failure count.
+//!   chosen keys, a connection held open, Redis's writes held while a test's step runs.
+//! - `benchmark`: redis-benchmark through the pipe, each run on a counter of its own: its failures
+//!   and Redis's count of what arrived.
 //! - `reload`: the same key and a failed reload under load (no failed request, no dropped
 //!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
 //! - `notify`: `RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1` with the keys in `STATUS=`.
@@ -18,6 +20,8 @@
 
 mod support;
 
+#[path = "keys/benchmark.rs"]
+mod benchmark;
 #[path = "keys/fingerprint.rs"]
 mod fingerprint;
 #[path = "keys/keygen.rs"]

@@ -5,10 +5,9 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::benchmark::Benchmark;
 use crate::support::keys::write_key;
 use crate::support::{
     Redis, Spiped, SpipedCmd, eventually, free_port, plain_addr, read_until_closed, redis_cli,
@@ -115,12 +114,9 @@ impl Rig {
         reload(&self.d)
     }
 
-    /// Runs `step` while a benchmark through `e_addr` ([`Benchmark::start`]) is held mid-run, then
-    /// lets it finish and asserts that none of its requests failed. Redis's `CLIENT PAUSE WRITE` holds
-    /// its INCRs, so that each of its connections waits with a request in flight through the pipe
-    /// whatever the machine's speed; `CLIENT UNPAUSE`, after `step`, lets them all go (with `-k 0`,
-    /// all but the first on new connections, made after `step`). `live` is how many connections to
-    /// Redis the test holds open besides.
+    /// Runs `step` while a benchmark through `e_addr` ([`Benchmark::start`]) is held mid-run
+    /// ([`Rig::pause`]), then lets it finish and asserts that none of its requests failed. `live` is
+    /// how many connections to Redis the test holds open besides.
     pub fn under_held_benchmark(
         &self,
         e_addr: &str,
@@ -129,13 +125,38 @@ impl Rig {
         live: u64,
         step: impl FnOnce(),
     ) {
-        assert_eq!(self.redis_cli(&["client", "pause", PAUSE_MS, "write"]).trim(), "OK");
+        self.pause();
         let bench = Benchmark::start(self, e_addr, keepalive, requests);
         bench.wait_connected(self, live);
         step();
         assert_eq!(bench.ran(self), 0, "the benchmark was held while the test's step ran");
-        assert_eq!(self.redis_cli(&["client", "unpause"]).trim(), "OK");
+        self.unpause();
         bench.assert_no_failure(self);
+    }
+
+    /// Holds every write from now on: Redis's `CLIENT PAUSE WRITE`. A benchmark's INCRs then wait
+    /// with a request in flight through the pipe on each of its connections, whatever the machine's
+    /// speed, until [`Rig::unpause`] lets them all go (with `-k 0`, all but the first requests on new
+    /// connections, made after the unpause). Reads (PING, GET, INFO) are still answered.
+    pub fn pause(&self) {
+        assert_eq!(self.redis_cli(&["client", "pause", PAUSE_MS, "write"]).trim(), "OK");
+    }
+
+    /// Ends [`Rig::pause`].
+    pub fn unpause(&self) {
+        assert_eq!(self.redis_cli(&["client", "unpause"]).trim(), "OK");
+    }
+
+    /// How many connections Redis has open now, the query's own included.
+    ///
+    /// # Errors
+    /// When INFO's answer has no count (Redis is gone).
+    pub fn connected_clients(&self) -> Result<u64, String> {
+        let info = self.redis_cli(&["info", "clients"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("no connected_clients in {info:?}"))
     }
 
     /// Runs `redis-cli` against Redis directly, not through the pipe.
@@ -201,99 +222,5 @@ impl Live {
         let answered = self.0.write_all(PING).and_then(|()| self.0.read_exact(&mut reply));
         assert!(answered.is_ok(), "{when}: the live connection failed: {answered:?}");
         assert_eq!(&reply, PONG, "{when}: {:?}", String::from_utf8_lossy(&reply));
-    }
-}
-
-/// redis-benchmark making INCR requests through an `-e` end; its output goes to a file.
-pub struct Benchmark {
-    /// The running benchmark, killed on drop if still running.
-    child: Child,
-    /// Its standard output and error.
-    output: PathBuf,
-    /// How many INCRs it makes, by which Redis's counter must have grown at the end.
-    pub requests: u32,
-    /// The counter when it started (earlier benchmarks of the test count on the same key).
-    baseline: u64,
-}
-
-/// Parallel connections the benchmark keeps.
-const CLIENTS: u64 = 20;
-
-impl Benchmark {
-    /// Starts `redis-benchmark -t incr` through `e_addr`: `requests` INCRs of one counter over 20
-    /// connections, kept open (`-k 1`) or a new one per request (`-k 0`). It exits 1 at its first
-    /// error (a connection refused or cut, an error reply), saying so.
-    pub fn start(rig: &Rig, e_addr: &str, keepalive: bool, requests: u32) -> Benchmark {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let baseline = Self::counted(rig);
-        let (host, port) = e_addr.rsplit_once(':').unwrap();
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let output = rig.dir.join(format!("benchmark-{n}-k{}.out", u8::from(keepalive)));
-        let file = std::fs::File::create(&output).unwrap();
-        let child = Command::new("redis-benchmark")
-            .args(["-h", host, "-p", port, "-t", "incr", "-n", &requests.to_string()])
-            .args(["-c", &CLIENTS.to_string(), "-k", if keepalive { "1" } else { "0" }, "-q"])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("redis-benchmark must be installed: run scripts/test-all, which installs it");
-        Benchmark { child, output, requests, baseline }
-    }
-
-    /// How many INCRs Redis has run so far, of every benchmark of the test.
-    fn counted(rig: &Rig) -> u64 {
-        rig.redis_cli(&["get", "counter:__rand_int__"]).trim().parse().unwrap_or(0)
-    }
-
-    /// How many of its INCRs Redis has run so far.
-    pub fn ran(&self, rig: &Rig) -> u64 {
-        Self::counted(rig) - self.baseline
-    }
-
-    /// Waits until all its connections have reached Redis through the pipe, besides `others` of the
-    /// test's own and the query's.
-    pub fn wait_connected(&self, rig: &Rig, others: u64) {
-        let expected = CLIENTS + others + 1;
-        eventually("the benchmark's connections reach Redis", WITHIN, || {
-            let info = rig.redis_cli(&["info", "clients"]);
-            let connected: u64 = info
-                .lines()
-                .find_map(|l| l.strip_prefix("connected_clients:"))
-                .and_then(|n| n.trim().parse().ok())
-                .ok_or_else(|| format!("no connected_clients in {info:?}"))?;
-            match connected >= expected {
-                true => Ok(()),
-                false => Err(format!("{connected} of {expected}; its output so far: {}", self.output_text())),
-            }
-        });
-    }
-
-    /// Waits for it to finish and asserts that no request failed: it exits 0, says nothing of an
-    /// error, and Redis ran every one of its INCRs exactly once.
-    pub fn assert_no_failure(mut self, rig: &Rig) {
-        let status = eventually("the benchmark finishes", Duration::from_secs(120), || {
-            match self.child.try_wait().unwrap() {
-                Some(status) => Ok(status),
-                None => Err(format!("{} INCRs so far", self.ran(rig))),
-            }
-        });
-        let output = self.output_text();
-        let logs = format!("its output:\n{output}\nthe -d end's log:\n{}", rig.d.log_text());
-        assert!(status.success(), "the benchmark exited with {status}; {logs}");
-        let errors: Vec<&str> = output.lines().filter(|l| l.to_lowercase().contains("error")).collect();
-        assert!(errors.is_empty(), "the benchmark saw errors: {errors:?}; {logs}");
-        assert_eq!(self.ran(rig), u64::from(self.requests), "every INCR ran once; {logs}");
-    }
-
-    fn output_text(&self) -> String {
-        std::fs::read_to_string(&self.output).unwrap_or_default()
-    }
-}
-
-impl Drop for Benchmark {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
