@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::rig::{Rig, WITHIN};
+use crate::rig::Rig;
 use crate::support::eventually;
 
 /// Parallel connections a benchmark keeps.
@@ -52,16 +52,6 @@ impl Benchmark {
     /// How many of its INCRs Redis has run so far.
     pub fn ran(&self, rig: &Rig) -> u64 {
         rig.redis_cli(&["get", &self.counter]).trim().parse().unwrap_or(0)
-    }
-
-    /// Waits until all its connections have reached Redis through the pipe, besides `others` the
-    /// test holds open and the query's own.
-    pub fn wait_connected(&self, rig: &Rig, others: u64) {
-        let expected = CLIENTS + others + 1;
-        eventually("the benchmark's connections reach Redis", WITHIN, || match rig.connected_clients()? {
-            connected if connected >= expected => Ok(()),
-            connected => Err(format!("{connected} of {expected}; its output so far: {}", self.output_text())),
-        });
     }
 
     /// Waits for it to finish and asserts that no request failed: it exits 0, says nothing of an

@@ -3,7 +3,7 @@
 //! puts another key in force leaves the live connection working, serves a new `-e` end with the new
 //! key, and refuses a new connection with the old one before it reaches Redis.
 //!
-//! The benchmark is held mid-run while the reloads happen ([`Rig::under_held_benchmark`]), so that they
+//! The benchmark is held mid-run while the reloads happen ([`Rig::under_held_benchmarks`]), so that they
 //! land on its live connections whatever the machine's speed.
 
 use crate::rig::{Live, Rig};
@@ -26,7 +26,7 @@ fn reload_under_a_benchmark(keepalive: bool) {
     let (_e_a, e_a_addr) = rig.e_end("e-a", &rig.write_key("a.key", &key_a));
     let mut live = Live::open(&e_a_addr);
 
-    rig.under_held_benchmark(&e_a_addr, keepalive, REQUESTS, 1, || {
+    rig.under_held_benchmarks(&[(&e_a_addr, keepalive)], REQUESTS, || {
         for n in 1..=SAME_KEY_RELOADS {
             let line = rig.reload().took(&format!("reload {n} of an unchanged key file"));
             assert!(line.contains(&fingerprint_of(&key_a)), "reload {n}: {line}");

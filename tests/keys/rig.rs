@@ -1,13 +1,13 @@
 //! What the reload tests share: a real Redis behind a `-d` end whose key files the test rewrites and
 //! reloads, `-e` ends each with a key file of its own, a raw Redis connection held open through the
-//! pipe, and redis-benchmark run through it.
+//! pipe, and benchmarks held mid-run while a test's step runs.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::benchmark::Benchmark;
+use crate::benchmark::{Benchmark, CLIENTS};
 use crate::support::keys::write_key;
 use crate::support::{
     Redis, Spiped, SpipedCmd, eventually, free_port, plain_addr, read_until_closed, redis_cli,
@@ -44,7 +44,7 @@ pub struct Rig {
     pub d_source: String,
 }
 
-/// How a reload ended, from the `-d` end's log.
+/// How a reload ended, from the end's log.
 #[derive(Debug)]
 pub enum Reload {
     /// The new set is in force: the log line, which names the keys' fingerprints.
@@ -114,49 +114,56 @@ impl Rig {
         reload(&self.d)
     }
 
-    /// Runs `step` while a benchmark through `e_addr` ([`Benchmark::start`]) is held mid-run
-    /// ([`Rig::pause`]), then lets it finish and asserts that none of its requests failed. `live` is
-    /// how many connections to Redis the test holds open besides.
-    pub fn under_held_benchmark(
-        &self,
-        e_addr: &str,
-        keepalive: bool,
-        requests: u32,
-        live: u64,
-        step: impl FnOnce(),
-    ) {
+    /// Runs `step` while benchmarks through the `-e` ends in `runs` (each an address and whether it
+    /// keeps its connections, [`Benchmark::start`]) are held mid-run ([`Rig::pause`]), all at once,
+    /// then lets them finish and asserts that none of their requests failed.
+    pub fn under_held_benchmarks(&self, runs: &[(&str, bool)], requests: u32, step: impl FnOnce()) {
         self.pause();
-        let bench = Benchmark::start(self, e_addr, keepalive, requests);
-        bench.wait_connected(self, live);
+        let benches: Vec<Benchmark> = runs
+            .iter()
+            .map(|&(e_addr, keepalive)| Benchmark::start(self, e_addr, keepalive, requests))
+            .collect();
+        let expected = CLIENTS * benches.len() as u64;
+        eventually("each of the benchmarks' connections has an INCR held by Redis", WITHIN, || {
+            match self.blocked_clients()? {
+                held if held == expected => Ok(()),
+                held => Err(format!("{held} of {expected}")),
+            }
+        });
         step();
-        assert_eq!(bench.ran(self), 0, "the benchmark was held while the test's step ran");
+        for bench in &benches {
+            assert_eq!(bench.ran(self), 0, "the benchmarks were held while the test's step ran");
+        }
         self.unpause();
-        bench.assert_no_failure(self);
+        for bench in benches {
+            bench.assert_no_failure(self);
+        }
     }
 
     /// Holds every write from now on: Redis's `CLIENT PAUSE WRITE`. A benchmark's INCRs then wait
     /// with a request in flight through the pipe on each of its connections, whatever the machine's
     /// speed, until [`Rig::unpause`] lets them all go (with `-k 0`, all but the first requests on new
     /// connections, made after the unpause). Reads (PING, GET, INFO) are still answered.
-    pub fn pause(&self) {
+    fn pause(&self) {
         assert_eq!(self.redis_cli(&["client", "pause", PAUSE_MS, "write"]).trim(), "OK");
     }
 
     /// Ends [`Rig::pause`].
-    pub fn unpause(&self) {
+    fn unpause(&self) {
         assert_eq!(self.redis_cli(&["client", "unpause"]).trim(), "OK");
     }
 
-    /// How many connections Redis has open now, the query's own included.
+    /// How many clients Redis holds blocked now: under [`Rig::pause`], the connections whose INCR
+    /// waits.
     ///
     /// # Errors
     /// When INFO's answer has no count (Redis is gone).
-    pub fn connected_clients(&self) -> Result<u64, String> {
+    fn blocked_clients(&self) -> Result<u64, String> {
         let info = self.redis_cli(&["info", "clients"]);
         info.lines()
-            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
             .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| format!("no connected_clients in {info:?}"))
+            .ok_or_else(|| format!("no blocked_clients in {info:?}"))
     }
 
     /// Runs `redis-cli` against Redis directly, not through the pipe.
