@@ -15,6 +15,8 @@
 //!   and Redis's count of what arrived.
 //! - `reload`: the same key and a failed reload under load (no failed request, no dropped
 //!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
+//! - `rotation`: a `-d` end on two keys serving an `-e` end on each at once, refusing a third before
+//!   Redis; the three-step rotation under load (two key files, and a key directory).
 //! - `notify`: `RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1` with the keys in `STATUS=`.
 //! - `stop`: a second SIGTERM in daemon mode removes the pid file and the unix socket.
 
@@ -34,6 +36,8 @@ mod permissions;
 mod reload;
 #[path = "keys/rig.rs"]
 mod rig;
+#[path = "keys/rotation.rs"]
+mod rotation;
 #[path = "keys/stop.rs"]
 mod stop;
 
