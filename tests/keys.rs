@@ -17,6 +17,8 @@
 //!   connection), then a switch to a new key: live connections keep theirs, new ones need the new one.
 //! - `rotation`: a `-d` end on two keys serving an `-e` end on each at once, refusing a third before
 //!   Redis; the three-step rotation under load (two key files, and a key directory).
+//! - `directory`: an `-e` end holds one key, from files or a key directory, at start and at reload;
+//!   a directory's hidden files are not keys; an emptied one fails the reload.
 //! - `notify`: `RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1` with the keys in `STATUS=`.
 //! - `stop`: a second SIGTERM in daemon mode removes the pid file and the unix socket.
 
@@ -24,6 +26,8 @@ mod support;
 
 #[path = "keys/benchmark.rs"]
 mod benchmark;
+#[path = "keys/directory.rs"]
+mod directory;
 #[path = "keys/fingerprint.rs"]
 mod fingerprint;
 #[path = "keys/keygen.rs"]
