@@ -11,6 +11,7 @@
 //! - `ports`: [`free_port`], loopback ports no other caller in this process is handed.
 //! - `servers`: echo and collecting TCP servers, and client-side transfer helpers.
 //! - `redis`: a real redis-server and redis-cli.
+//! - `keys`: key files with chosen contents and modes, and their fingerprints derived independently.
 //! - `pipe`: an `-e`/`-d` pair in front of a target.
 //! - `spipe`: the built `spipe` run to completion or in flight, its two checks (a clean end; exit 1 with
 //!   one line), our `-d` in front of a service, and the services: slow echo, digest sink, speaker, silent.
@@ -23,6 +24,7 @@
 
 pub mod classic;
 mod cmd;
+pub mod keys;
 mod notify;
 mod pipe;
 mod ports;
