@@ -71,7 +71,11 @@ stop_container() {
 
 ct() { nsenter -t "$leader" -a "$@"; }
 show() { ct systemctl show -p "$2" --value "$1"; }
-journal() { ct journalctl --no-pager -q -u "$1"; }
+# This boot's journal of a unit (the tree keeps the journals of earlier runs).
+journal() { ct journalctl --no-pager -q -b -u "$1"; }
+# Whether a unit's journal (this boot) has a line with the text. grep reads to the end: with pipefail,
+# an early exit (grep -q) would fail the pipe when journalctl gets SIGPIPE.
+in_journal() { journal "$1" | grep -F -- "$2" >/dev/null; }
 wait_for() { # description, command...
     local what=$1; shift
     for _ in $(seq 100); do "$@" && return 0; sleep 0.2; done
