@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
@@ -147,6 +148,9 @@ pub struct KeySet {
     psks: Vec<Psk>,
     /// Each key's fingerprint and file, in the same order: what logs and status lines show.
     names: Vec<(Fingerprint, PathBuf)>,
+    /// Connections each key authenticated since this set was loaded: during a rotation, whether anyone
+    /// still uses the old key.
+    used: Vec<AtomicU64>,
 }
 
 impl KeySet {
@@ -157,7 +161,7 @@ impl KeySet {
     /// # Errors
     /// The first key file that cannot be used ([`load`]); no set is made then.
     pub fn load(paths: &[PathBuf]) -> Result<(KeySet, Vec<String>), KeyError> {
-        let mut set = KeySet { psks: Vec::new(), names: Vec::new() };
+        let mut set = KeySet { psks: Vec::new(), names: Vec::new(), used: Vec::new() };
         let mut warnings = Vec::new();
         let mut files = Vec::new();
         for path in paths {
@@ -177,6 +181,7 @@ impl KeySet {
             }
             set.psks.push(loaded.psk);
             set.names.push((fingerprint, path.clone()));
+            set.used.push(AtomicU64::new(0));
         }
         assert!(!set.psks.is_empty(), "the command line requires at least one key file");
         Ok((set, warnings))
@@ -196,7 +201,7 @@ impl KeySet {
     /// A set of one key with no file behind it: for tests, benchmarks and the demonstration.
     pub fn single(psk: Psk) -> KeySet {
         let name = (psk.fingerprint(), PathBuf::from("(given)"));
-        KeySet { psks: vec![psk], names: vec![name] }
+        KeySet { psks: vec![psk], names: vec![name], used: vec![AtomicU64::new(0)] }
     }
 
     /// Every key's K, in order: a responder accepts any of them.
@@ -215,6 +220,22 @@ impl KeySet {
     /// When `index` is out of range: the index comes from a handshake given this set's keys.
     pub fn fingerprint(&self, index: usize) -> Fingerprint {
         self.names[index].0
+    }
+
+    /// Counts a connection whose peer proved the key at `index`.
+    ///
+    /// # Panics
+    /// When `index` is out of range: the index comes from a handshake given this set's keys.
+    pub fn note_used(&self, index: usize) {
+        self.used[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each key's fingerprint, in order, with the connections it authenticated since the set was loaded.
+    pub fn usage(&self) -> impl Iterator<Item = (Fingerprint, u64)> + '_ {
+        self.names
+            .iter()
+            .zip(&self.used)
+            .map(|((fingerprint, _), used)| (*fingerprint, used.load(Ordering::Relaxed)))
     }
 
     /// The keys' fingerprints, in order.
@@ -443,6 +464,21 @@ mod tests {
         let (set, _) = KeySet::load(std::slice::from_ref(&dir)).unwrap();
         assert_eq!(set.psks(), [Psk::from_key_file(&[1; 32]), Psk::from_key_file(&[2; 32])]);
         assert!(matches!(key_files(&dir.join("sub")), Err(KeyError::EmptyDirectory { .. })));
+    }
+
+    #[test]
+    fn a_key_set_counts_the_connections_each_key_authenticated() {
+        let a = key_file("count-a", &[1; 32], 0o600);
+        let b = key_file("count-b", &[2; 32], 0o600);
+        let (set, _) = KeySet::load(&[a, b]).unwrap();
+        set.note_used(1);
+        set.note_used(1);
+        let used: Vec<u64> = set.usage().map(|(_, used)| used).collect();
+        assert_eq!(used, [0, 2]);
+        assert_eq!(
+            set.usage().map(|(key, _)| key).collect::<Vec<_>>(),
+            set.fingerprints().collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 
 use crate::stats::Reload;
-use crate::tunnel::{StdListener, Tunnel};
+use crate::tunnel::{Mode, StdListener, Tunnel};
 
 /// Shortest time between two `STATUS=` updates.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -112,15 +112,26 @@ pub async fn keep_informed(tunnel: Arc<Tunnel>) {
 /// force included (during a rotation: has the reload taken?), and after a reload its count and outcome.
 pub fn status_line(tunnel: &Tunnel) -> String {
     let s = tunnel.stats.snapshot();
-    let keys: Vec<String> = tunnel.keys.current().fingerprints().map(|f| f.to_string()).collect();
+    let keys = tunnel.keys.current();
     let mut line = format!(
-        "{} live connections, {} since start, {} failed; key{} {}",
+        "{} live connections, {} since start, {} failed; key{} ",
         s.active,
         s.total,
         s.failed,
         if keys.len() == 1 { "" } else { "s" },
-        keys.join(", ")
     );
+    // A -d end says how many connections each key has authenticated since it was loaded: after a
+    // rotation, whether anyone is still on the old key. (An -e end has one key, and says no more.)
+    let counted = tunnel.settings.mode == Mode::Decrypt;
+    let names: Vec<String> = keys
+        .usage()
+        .map(
+            |(key, used)| {
+                if counted { format!("{key} ({used} connections since loaded)") } else { key.to_string() }
+            },
+        )
+        .collect();
+    line.push_str(&names.join(", "));
     // What the units' reload command waits for: the count it saw before, plus one.
     if let Some((n, outcome)) = s.reload {
         let outcome = match outcome {

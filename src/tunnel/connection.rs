@@ -247,10 +247,12 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
-    let key = keys.fingerprint(match &established {
+    let index = match &established {
         Pair::Native(pair) => pair.key,
         Pair::Classic(pair) => pair.key,
-    });
+    };
+    keys.note_used(index);
+    let key = keys.fingerprint(index);
     // The connection keeps the key's name, not the whole set: a reload may free the old set.
     drop(keys);
     let served = match established {

@@ -52,20 +52,20 @@ fn a_reload_tells_systemd_reloading_then_ready_with_the_keys_in_force() {
 
     let same = reload(&d);
     assert!(same.monotonic_usec > 0, "MONOTONIC_USEC={}", same.monotonic_usec);
-    let expected = format!("; key {}; reload 1 ok", fingerprint_of(&key_a));
+    let expected = format!("; key {} (0 connections since loaded); reload 1 ok", fingerprint_of(&key_a));
     assert!(same.status.ends_with(&expected), "{:?} ends with {expected:?}", same.status);
 
     write_key(&key, &key_b, 0o600);
     let switched = reload(&d);
     assert!(switched.monotonic_usec > same.monotonic_usec, "the clock is monotonic, reloads are in order");
-    let expected = format!("; key {}; reload 2 ok", fingerprint_of(&key_b));
+    let expected = format!("; key {} (0 connections since loaded); reload 2 ok", fingerprint_of(&key_b));
     assert!(switched.status.ends_with(&expected), "{:?} ends with {expected:?}", switched.status);
 
     // A failed reload ends with READY=1 too (the old keys serve on), and the status still names them.
     std::fs::remove_file(&key).unwrap();
     let failed = reload(&d);
     assert!(failed.monotonic_usec > switched.monotonic_usec);
-    let expected = format!("; key {}; reload 3 failed", fingerprint_of(&key_b));
+    let expected = format!("; key {} (0 connections since loaded); reload 3 failed", fingerprint_of(&key_b));
     assert!(failed.status.ends_with(&expected), "{:?} ends with {expected:?}", failed.status);
     assert!(d.log_text().contains("reload failed"), "{}", d.log_text());
 }
