@@ -143,8 +143,8 @@ fn a_missing_or_unreadable_key_file_says_the_os_error_once() {
         &with("/nonexistent/key", &[("-s", path_str(&source))]),
         "cannot read key file /nonexistent/key",
     );
-    // A directory cannot be read as a file, even by root (who reads a mode 000 file).
-    said_once(&with(path_str(&dir), &[("-s", path_str(&source))]), "cannot read key file");
+    // A directory stands for the key files in it; one with none is refused, saying so once.
+    said_once(&with(path_str(&dir), &[("-s", path_str(&source))]), "holds no key file");
 }
 
 #[test]
