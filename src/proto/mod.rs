@@ -58,7 +58,7 @@ mod psk;
 
 pub use crypto::aead::BackendUnavailable;
 pub use framing::{Open, Opened, Record, RecordError, Seal};
-pub use psk::{FINGERPRINT_LEN, Fingerprint, PSK_LEN, Psk};
+pub use psk::{FINGERPRINT_LABEL, FINGERPRINT_LEN, Fingerprint, PSK_LEN, Psk};
 
 /// Readies the crypto backends before connections arrive: OpenSSL reads its configuration file and
 /// looks up ChaCha20-Poly1305 here, once, so that no connection waits on it, nothing is read after

@@ -15,7 +15,7 @@ pub const PSK_LEN: usize = 32;
 pub const FINGERPRINT_LEN: usize = 8;
 
 /// What a fingerprint is derived under, so that it can never equal any other value computed from K.
-const FINGERPRINT_LABEL: &[u8] = b"spiped-rs key fingerprint v1";
+pub const FINGERPRINT_LABEL: &[u8] = b"spiped-rs key fingerprint v1";
 
 /// The 32-byte pre-shared key. Zeroized on drop, compared in constant time, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
