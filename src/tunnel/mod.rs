@@ -7,6 +7,7 @@ pub mod dial;
 pub mod failures;
 pub mod handshake;
 pub mod listener;
+pub mod proxy_header;
 pub mod pump;
 pub mod shutdown;
 pub mod stream;
