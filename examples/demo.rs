@@ -101,6 +101,7 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
             unproven_timeout: tunnel::UNPROVEN_TIMEOUT,
             max_connections: 0,
             max_unproven: tunnel::MAX_UNPROVEN,
+            proxy_protocol: false,
         },
         keys: KeyRing::new(KeySet::single(psk.clone())),
         dialer: Dialer {

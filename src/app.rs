@@ -69,6 +69,7 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
                 unproven_timeout: config.timeout.min(tunnel::UNPROVEN_TIMEOUT),
                 max_connections: config.max_connections,
                 max_unproven: tunnel::unproven_cap(file_limit),
+                proxy_protocol: config.proxy_protocol,
             },
             keys: KeyRing::new(keys),
             dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },

@@ -122,6 +122,14 @@ pub struct Args {
     #[arg(long = "protocol", value_name = "protocol", value_enum)]
     pub protocol: Option<ProtocolArg>,
 
+    /// -d only: start each connection to the target with a PROXY protocol version 2 header (HAProxy's
+    /// binary format) giving the address of the peer that connected here and this end's address of
+    /// that connection, so a PROXY-aware service (HAProxy's accept-proxy, nginx's proxy_protocol) sees
+    /// the client's -e end rather than this one. A unix-socket source sends the LOCAL command (no
+    /// address). The service must then take only PROXY connections, and only from this end.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
+
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
@@ -533,6 +541,13 @@ mod tests {
     #[test]
     fn usage_names_the_protocol_option() {
         assert!(USAGE.contains("[--protocol {native | classic}]"), "{USAGE}");
+    }
+
+    #[test]
+    fn proxy_protocol_is_off_unless_asked() {
+        assert!(!ok(&["-d"]).proxy_protocol);
+        assert!(ok(&["-d", "--proxy-protocol"]).proxy_protocol);
+        refused(&["-d", "--proxy-protocol=yes"]);
     }
 
     #[test]

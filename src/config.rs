@@ -49,6 +49,8 @@ pub struct Config {
     pub user: Option<UserGroup>,
     /// --log-level.
     pub log_level: String,
+    /// --proxy-protocol (`-d` only): the target learns who connected from a PROXY v2 header.
+    pub proxy_protocol: bool,
 }
 
 /// What --protocol (or its absence) means for `mode`: -e speaks native by default, -d accepts both.
@@ -126,6 +128,12 @@ impl Config {
         if args.key_files.len() > 1 && args.key_files.iter().any(|k| k.as_os_str() == "-") {
             return Err(ConfigError::Invalid("-k - (standard input) cannot be one of several keys".into()));
         }
+        if mode == Mode::Encrypt && args.proxy_protocol {
+            return Err(ConfigError::Invalid(
+                "--proxy-protocol is for a -d end, whose target is the service; an -e end's target is a -d end"
+                    .into(),
+            ));
+        }
         let protocols = protocols_for(mode, args.protocol.map(Protocol::from));
         if args.fast && !protocols.allows(Protocol::Classic) {
             tracing::info!(
@@ -151,6 +159,7 @@ impl Config {
             syslog: args.syslog,
             user: args.user.clone(),
             log_level: args.log_level.clone(),
+            proxy_protocol: args.proxy_protocol,
         })
     }
 
@@ -248,6 +257,21 @@ mod tests {
     fn keepalive_is_on_unless_j() {
         assert!(config(&[]).unwrap().keepalive);
         assert!(!config(&["-j"]).unwrap().keepalive);
+    }
+
+    #[test]
+    fn proxy_protocol_is_for_a_d_end() {
+        let err = config(&["--proxy-protocol"]).expect_err("-e --proxy-protocol");
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
+        assert!(err.to_string().starts_with("--proxy-protocol is for a -d end"), "{err}");
+        let d = |extra: &[&str]| {
+            let base = ["spiped", "-d", "-s", "[127.0.0.1]:8000", "-t", "[127.0.0.1]:6379", "-k", "k"];
+            Config::from_args(&Args::try_parse_from(base.iter().chain(extra)).unwrap())
+                .unwrap()
+                .proxy_protocol
+        };
+        assert!(d(&["--proxy-protocol"]));
+        assert!(!d(&[]));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::time::{Instant, timeout_at};
 use super::Tunnel;
 use super::dial::Dialer;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
+use super::proxy_header::{self, Origin};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
@@ -263,6 +264,8 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
 }
 
 /// `-d`, the peer authenticated: only now does it count against -n, and does the service see it.
+/// With --proxy-protocol the service's first bytes are the PROXY header, in the same write as the
+/// first data when that came with the handshake.
 async fn decrypted<S: Seal, O: Open>(
     established: Established<S, O>,
     tunnel: &Tunnel,
@@ -283,7 +286,12 @@ async fn decrypted<S: Seal, O: Open>(
         }
     };
     let (pr, mut pw) = target.into_split();
-    let Established { sealer, opener, first, pending, .. } = established;
+    let Established { sealer, opener, mut first, pending, .. } = established;
+    if tunnel.settings.proxy_protocol {
+        let mut header = proxy_header::encode(origin(&er));
+        header.append(&mut first);
+        first = header;
+    }
     if let Err(e) = pw.write_all(&first).await {
         pw.abort();
         ew.abort();
@@ -292,6 +300,20 @@ async fn decrypted<S: Seal, O: Open>(
     let sealing = Direction { state: sealer, bytes: Vec::new() };
     let opening = Direction { state: opener, bytes: pending };
     pump(sealing, opening, (pr, pw), (er, ew), abort).await
+}
+
+/// Where an accepted connection came from, for its PROXY header: read from the socket when the header
+/// is written rather than kept from the accept, so that connections carry no addresses in their state
+/// (with the flag or without). A unix socket has no address worth telling; a socket whose addresses
+/// cannot be read any more has failed, and its pump will say so.
+fn origin(accepted: &ReadHalf) -> Origin {
+    match accepted {
+        ReadHalf::Tcp(socket) => match (socket.peer_addr(), socket.local_addr()) {
+            (Ok(peer), Ok(local)) => Origin::Tcp { peer, local },
+            _ => Origin::Unknown,
+        },
+        ReadHalf::Unix(_) => Origin::Unknown,
+    }
 }
 
 /// Waits for a `-n` slot, if there is a limit.

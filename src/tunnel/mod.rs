@@ -7,6 +7,7 @@ pub mod dial;
 pub mod failures;
 pub mod handshake;
 pub mod listener;
+pub mod proxy_header;
 pub mod pump;
 pub mod shutdown;
 pub mod stream;
@@ -55,6 +56,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// Most `-d` connections whose peer has not yet proved the key, in each tier of [`unproven`].
     pub max_unproven: usize,
+    /// `-d` with --proxy-protocol: each target connection starts with a PROXY v2 header naming the
+    /// peer, so a PROXY-aware service sees who connected rather than the `-d` end's own address.
+    pub proxy_protocol: bool,
 }
 
 /// The longest a `-d` end waits for a peer to prove the key (or -o, if shorter): a hello comes as soon
