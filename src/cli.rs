@@ -16,7 +16,7 @@ pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> 
     [-b <bind address>] [-DFj] [-f | -g] [-n <max # connections>]
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
     [-u {<username> | <:groupname> | <username:groupname>}]
-    [--protocol {native | classic}]
+    [--protocol {native | classic}] [--proxy-protocol]
        spiped --keygen <key file>
        spiped --fingerprint -k <key file> [-k <key file> ...]
        spiped -v";

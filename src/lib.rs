@@ -11,7 +11,8 @@
 //!   `Seal`/`Open` traits; `crypto/` holds the primitives behind seams. `docs/PROTOCOL.md` is the
 //!   specification of both.
 //! - [`tunnel`]: the I/O shell: addresses, sockets, the accept loop, one handshake driver per protocol
-//!   (the `-d` end tells them apart by the first bytes), and the pump, generic over the protocols.
+//!   (the `-d` end tells them apart by the first bytes), the dialer, the PROXY v2 header a `-d` end
+//!   may write to its service, and the pump, generic over the protocols.
 //! - [`daemon`]: fork after binding, the pid file (locked), the unix socket file it bound, privilege drop.
 //! - [`logging`]: log lines to standard error or syslog.
 //! - [`reload`]: SIGHUP reads the key files again; new connections use the new set.
