@@ -15,7 +15,7 @@ use crate::proto::classic::ForwardSecrecy;
 pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
     [-b <bind address>] [-DFj] [-f | -g] [-n <max # connections>]
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
-    [-u {<username> | <:groupname> | <username:groupname>}]
+    [-u {<username> | <:groupname> | <username:groupname>}] [--log-format {text | json}]
     [--protocol {native | classic}] [--proxy-protocol]
        spiped --keygen <key file>
        spiped --fingerprint -k <key file> [-k <key file> ...]
@@ -134,6 +134,10 @@ pub struct Args {
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
 
+    /// Log line format: text, or one JSON object per line for log shippers.
+    #[arg(long = "log-format", value_name = "format", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Print the fingerprint of each -k key file and exit: a short name for a key, safe to show, that
     /// logs and status lines use.
     #[arg(long = "fingerprint")]
@@ -174,6 +178,24 @@ impl From<ProtocolArg> for Protocol {
         match arg {
             ProtocolArg::Native => Protocol::Native,
             ProtocolArg::Classic => Protocol::Classic,
+        }
+    }
+}
+
+/// The `--log-format` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `time LEVEL message key=value ...`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormat> for crate::logging::Format {
+    fn from(arg: LogFormat) -> Self {
+        match arg {
+            LogFormat::Text => crate::logging::Format::Text,
+            LogFormat::Json => crate::logging::Format::Json,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Logs: one line per event, on standard error, or with --syslog to the local syslog daemon from
 //! start-up (in the foreground too). The level comes from `RUST_LOG` when set, else from --log-level.
+//! Lines are text, or JSON objects with `--log-format json` for log shippers. When standard error is
+//! the journal (systemd sets `JOURNAL_STREAM` to its device and inode), each line starts with its
+//! syslog priority (`<4>`), which journald strips and keeps, so `journalctl -p warning` filters; the
+//! journal stamps lines itself, so they carry no time of their own.
 //!
 //! Logging never takes the daemon down. A daemon may outlive its terminal (an ssh session that logged
 //! out) or the pipe its standard error went to; writing there then fails (EIO, EPIPE). Such a line is
@@ -66,7 +70,7 @@ pub enum LoggingError {
 ///
 /// # Errors
 /// [`LoggingError::Syslog`] when `syslog` is set and the syslog socket cannot be reached.
-pub fn init(level: &str, syslog: bool) -> Result<(), LoggingError> {
+pub fn init(level: &str, syslog: bool, format: Format) -> Result<(), LoggingError> {
     if syslog {
         let path =
             std::env::var_os("SPIPED_SYSLOG_SOCKET").map_or_else(|| SYSLOG_SOCKET.into(), PathBuf::from);
@@ -80,14 +84,56 @@ pub fn init(level: &str, syslog: bool) -> Result<(), LoggingError> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("spiped={level}")))
         .unwrap_or_else(|_| EnvFilter::new("spiped=info"));
-    let _ = tracing_subscriber::fmt()
+    let journal = !syslog && stderr_is_journal();
+    let _ = JOURNAL.set(journal);
+    let timer = Timestamp { journal };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Destination)
         .with_target(false)
         .with_ansi(false)
-        .log_internal_errors(false)
-        .try_init();
+        .with_timer(timer)
+        .log_internal_errors(false);
+    let _ = match format {
+        Format::Text => builder.try_init(),
+        Format::Json => builder.json().flatten_event(true).try_init(),
+    };
     Ok(())
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `time LEVEL message key=value ...`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `message` and the fields), for log shippers.
+    Json,
+}
+
+/// Whether standard error is the journal: `JOURNAL_STREAM` (`device:inode`) names the very file
+/// standard error is, as systemd documents for services whose output goes to the journal.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else { return false };
+    let Ok(stat) = nix::sys::stat::fstat(io::stderr().as_fd()) else { return false };
+    dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
+}
+
+/// Set once at start: standard error is the journal.
+static JOURNAL: OnceLock<bool> = OnceLock::new();
+
+/// The time at the start of a line, or none when the journal stamps lines itself.
+struct Timestamp {
+    /// Standard error is the journal.
+    journal: bool,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for Timestamp {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        if self.journal { Ok(()) } else { tracing_subscriber::fmt::time::SystemTime.format_time(w) }
+    }
 }
 
 /// How many log lines have been dropped because their destination refused them.
@@ -108,8 +154,13 @@ struct Line {
 }
 
 impl Line {
-    fn stderr() -> Line {
-        Line { to_syslog: false, buf: Vec::with_capacity(128) }
+    /// A line for standard error; under the journal it starts with its priority, as `<4>`.
+    fn stderr(severity: u8) -> Line {
+        let mut buf = Vec::with_capacity(128);
+        if JOURNAL.get() == Some(&true) {
+            buf.extend_from_slice(format!("<{severity}>").as_bytes());
+        }
+        Line { to_syslog: false, buf }
     }
 
     /// A syslog line: `<priority>spiped[pid]: ` then the text (RFC 3164 as the local daemon takes it).
@@ -137,11 +188,19 @@ impl<'a> MakeWriter<'a> for Destination {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        if SYSLOG.get().is_some() { Line::syslog(severity(&Level::INFO)) } else { Line::stderr() }
+        if SYSLOG.get().is_some() {
+            Line::syslog(severity(&Level::INFO))
+        } else {
+            Line::stderr(severity(&Level::INFO))
+        }
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
-        if SYSLOG.get().is_some() { Line::syslog(severity(meta.level())) } else { Line::stderr() }
+        if SYSLOG.get().is_some() {
+            Line::syslog(severity(meta.level()))
+        } else {
+            Line::stderr(severity(meta.level()))
+        }
     }
 }
 

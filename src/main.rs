@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Action::Fingerprint => return fingerprints(&args.key_files),
         Action::Keygen => return keygen(args.keygen.as_deref().expect("clap: --keygen takes a path")),
     }
-    if let Err(e) = spiped::logging::init(&args.log_level, args.syslog) {
+    if let Err(e) = spiped::logging::init(&args.log_level, args.syslog, args.log_format.into()) {
         let _ = writeln!(io::stderr(), "spiped: {e}");
         return ExitCode::FAILURE;
     }

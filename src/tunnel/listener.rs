@@ -234,8 +234,10 @@ pub async fn run(
             let elapsed = started.elapsed();
             match result {
                 Ok(s) => {
+                    // One line per connection at its end: who, with which key, how long, how much each
+                    // way (sealed: to the encrypted peer; opened: from it).
                     let key = s.key.map(|k| k.to_string());
-                    tracing::debug!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, "connection closed")
+                    tracing::info!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, outcome = "clean", "connection closed")
                 }
                 Err(e) => {
                     tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -244,7 +246,7 @@ pub async fn run(
                         None => true,
                     };
                     if in_full {
-                        tracing::warn!(%peer, ?elapsed, "{e}");
+                        tracing::warn!(%peer, ?elapsed, outcome = "failed", "{e}");
                     }
                 }
             }
