@@ -184,10 +184,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Key`] for the first file that cannot be used.
     pub fn load_keys(&self) -> Result<KeySet, ConfigError> {
-        let (set, warnings) = KeySet::load(&self.key_files)?;
-        if self.mode == Mode::Encrypt {
-            set.only_one()?;
-        }
+        let (set, warnings) = KeySet::load_for(&self.key_files, self.mode == Mode::Encrypt)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }

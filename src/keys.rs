@@ -187,14 +187,16 @@ impl KeySet {
         Ok((set, warnings))
     }
 
-    /// Checks that the set holds one key, as an initiator's must.
+    /// [`KeySet::load`] for an end: an initiator (`-e`) must end up with exactly one key, a responder
+    /// with one or more. At start and at each reload alike.
     ///
     /// # Errors
-    /// [`KeyError::Several`] otherwise.
-    pub fn only_one(&self) -> Result<(), KeyError> {
-        match self.len() {
-            1 => Ok(()),
-            count => Err(KeyError::Several { count }),
+    /// As [`KeySet::load`]; [`KeyError::Several`] for an initiator given several keys.
+    pub fn load_for(paths: &[PathBuf], initiator: bool) -> Result<(KeySet, Vec<String>), KeyError> {
+        let (set, warnings) = KeySet::load(paths)?;
+        match set.len() {
+            count if initiator && count > 1 => Err(KeyError::Several { count }),
+            _ => Ok((set, warnings)),
         }
     }
 

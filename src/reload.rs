@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::signal::unix::Signal;
 
-use crate::keys::{KeyError, KeySet};
+use crate::keys::KeySet;
 use crate::stats::Reload;
 use crate::systemd;
 use crate::tunnel::{Mode, Tunnel};
@@ -41,16 +41,12 @@ async fn try_reload(tunnel: &Tunnel, key_files: &[PathBuf]) -> bool {
     let files = key_files.to_vec();
     // Reading files blocks; a runtime worker must not.
     let initiator = tunnel.settings.mode == Mode::Encrypt;
-    let loaded = tokio::task::spawn_blocking(move || {
-        let (set, warnings) = KeySet::load(&files)?;
-        if initiator {
-            set.only_one()?;
-        }
-        Ok::<_, KeyError>((set, warnings))
-    })
-    .await;
+    let loaded = match tokio::task::spawn_blocking(move || KeySet::load_for(&files, initiator)).await {
+        Ok(loaded) => loaded.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     match loaded {
-        Ok(Ok((set, warnings))) => {
+        Ok((set, warnings)) => {
             for warning in warnings {
                 tracing::warn!("{warning}");
             }
@@ -58,10 +54,6 @@ async fn try_reload(tunnel: &Tunnel, key_files: &[PathBuf]) -> bool {
             tunnel.keys.replace(set);
             tracing::info!(keys = %fingerprints.join(","), "reloaded: new connections use these keys");
             true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("reload failed, the keys in force are kept: {e}");
-            false
         }
         Err(e) => {
             tracing::warn!("reload failed, the keys in force are kept: {e}");
