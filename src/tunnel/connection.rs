@@ -15,7 +15,7 @@ use tokio::time::{Instant, timeout_at};
 use super::Tunnel;
 use super::dial::Dialer;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
-use super::idle::{self, Phase, Side, Watch};
+use super::idle::{self, Phase, Side, Timer, Watch};
 use super::proxy_header::{self, Origin};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
@@ -158,8 +158,13 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
 ///
 /// # Errors
 /// [`ConnError`]; both connections have been closed (reset, where it failed) when it returns.
-pub async fn initiate(plain: Stream, initiator: Initiator<'_>, abort: Abort) -> Result<Summary, ConnError> {
-    initiate_idling(plain, initiator, abort, None).await
+pub fn initiate(
+    plain: Stream,
+    initiator: Initiator<'_>,
+    abort: Abort,
+) -> impl Future<Output = Result<Summary, ConnError>> {
+    // Not an async fn of its own: that would hold the arguments a second time.
+    initiate_idling(plain, initiator, abort, None)
 }
 
 /// [`initiate`], closing the connection once it has been idle for `idle` (the `-e` end's
@@ -217,7 +222,7 @@ async fn encrypted<S: Seal, O: Open>(
     // The key confirmation leaves with the client's first bytes when they are already here.
     let sealing = Direction { state: sealer, bytes: confirmation };
     let opening = Direction { state: opener, bytes: Vec::new() };
-    pump(sealing, opening, plain.into_split(), target, abort, idle).await
+    pump(sealing, opening, plain.into_split(), target, abort, idle.map(Watch::new)).await
 }
 
 /// `-d`: tell the initiator's protocol from its first bytes, run that handshake as responder within
@@ -311,7 +316,8 @@ async fn decrypted<S: Seal, O: Open>(
     }
     let sealing = Direction { state: sealer, bytes: Vec::new() };
     let opening = Direction { state: opener, bytes: pending };
-    pump(sealing, opening, (pr, pw), (er, ew), abort, tunnel.settings.idle_timeout).await
+    let watch = tunnel.settings.idle_timeout.map(Watch::new);
+    pump(sealing, opening, (pr, pw), (er, ew), abort, watch).await
 }
 
 /// Where an accepted connection came from, for its PROXY header: read from the socket when the header
@@ -379,17 +385,17 @@ struct Direction<S> {
 }
 
 /// Runs both directions until both are done; on any failure, or the forced stop, resets both sockets,
-/// so a truncated or tampered stream never reaches either side as a clean end. With an `idle` timeout,
-/// one timer watches both directions and ends them cleanly once neither has moved data for that long.
+/// so a truncated or tampered stream never reaches either side as a clean end. With an idle `watch`
+/// (made as the pump starts), its timer watches both directions and ends them cleanly once neither
+/// has moved data for the timeout.
 async fn pump<S: Seal, O: Open>(
     sealing: Direction<S>,
     opening: Direction<O>,
     (mut pr, mut pw): (ReadHalf, WriteHalf),
     (mut er, mut ew): (ReadHalf, WriteHalf),
     mut abort: Abort,
-    idle: Option<Duration>,
+    mut watch: Option<Box<Watch>>,
 ) -> Result<Summary, ConnError> {
-    let mut watch = idle.map(Watch::new);
     let (activity, mut timer) = match watch.as_deref_mut() {
         Some(watch) => {
             let (activity, timer) = watch.parts();
@@ -418,7 +424,7 @@ async fn pump<S: Seal, O: Open>(
                 },
                 phase = idle::next_phase(timer.as_deref_mut(), activity) => {
                     closed_idle = true;
-                    note_idle(phase, idle);
+                    note_idle(phase, timer.as_deref().map(Timer::timeout));
                 }
                 () = abort.requested() => break Err(ConnError::Stopped),
             }

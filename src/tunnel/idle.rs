@@ -17,7 +17,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -165,6 +165,11 @@ impl Lane<'_> {
         self.activity.lanes[self.side as usize].store(now, Ordering::Relaxed);
     }
 
+    /// The connection's phase.
+    pub fn phase(self) -> Phase {
+        self.activity.phase()
+    }
+
     /// Completes with the phase once it is past `seen`. Registers no waker: see the module's docs for
     /// why the pump's loop makes that enough.
     pub fn past(self, seen: Phase) -> impl Future<Output = Phase> {
@@ -176,12 +181,21 @@ impl Lane<'_> {
 }
 
 impl Timer {
-    /// Sleeps until the connection moves to its next phase, moves it, and returns the new phase: to
-    /// [`Phase::Closing`] once both lanes have been quiet for the timeout, to [`Phase::Over`] one
-    /// timeout after that. Never completes once the phase is [`Phase::Over`].
-    pub async fn next_phase(&mut self, activity: &Activity) -> Phase {
+    /// Completes when the connection moves to its next phase, having moved it: to [`Phase::Closing`]
+    /// once both lanes have been quiet for the timeout, to [`Phase::Over`] one timeout after that.
+    /// Never completes once the phase is [`Phase::Over`].
+    pub fn next_phase<'a>(&'a mut self, activity: &'a Activity) -> impl Future<Output = Phase> + 'a {
+        std::future::poll_fn(move |cx| self.poll_next_phase(cx, activity))
+    }
+
+    /// [`Timer::next_phase`] as a poll, so that the pump's state holds two pointers for it, not a
+    /// future's saved locals.
+    fn poll_next_phase(&mut self, cx: &mut Context<'_>, activity: &Activity) -> Poll<Phase> {
         loop {
-            self.sleep.as_mut().await;
+            if activity.phase() == Phase::Over {
+                return Poll::Pending;
+            }
+            ready!(self.sleep.as_mut().poll(cx));
             let now = Instant::now();
             let next = match activity.phase() {
                 Phase::Open => match verdict(activity.tick(now), ticks(self.timeout), activity.lanes()) {
@@ -191,12 +205,11 @@ impl Timer {
                         continue;
                     }
                 },
-                Phase::Closing => Phase::Over,
-                Phase::Over => std::future::pending().await,
+                Phase::Closing | Phase::Over => Phase::Over,
             };
             activity.phase.store(next as u8, Ordering::Relaxed);
             self.sleep.as_mut().reset(now + self.timeout);
-            return next;
+            return Poll::Ready(next);
         }
     }
 
@@ -207,11 +220,14 @@ impl Timer {
 }
 
 /// Waits for the next phase of `timer`, if there is one; never completes without.
-pub async fn next_phase(timer: Option<&mut Timer>, activity: Option<&Activity>) -> Phase {
-    match (timer, activity) {
-        (Some(timer), Some(activity)) => timer.next_phase(activity).await,
-        _ => std::future::pending().await,
-    }
+pub fn next_phase<'a>(
+    mut timer: Option<&'a mut Timer>,
+    activity: Option<&'a Activity>,
+) -> impl Future<Output = Phase> + 'a {
+    std::future::poll_fn(move |cx| match (timer.as_deref_mut(), activity) {
+        (Some(timer), Some(activity)) => timer.poll_next_phase(cx, activity),
+        _ => Poll::Pending,
+    })
 }
 
 /// `duration` in ticks (nanoseconds); `--idle-timeout` is at most 10^9 s, far below the limit.

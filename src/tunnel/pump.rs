@@ -6,6 +6,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::ops::Range;
 use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -338,26 +339,41 @@ where
 /// moves past `seen`. `holding` says whether the direction keeps data meanwhile (part of a record), in
 /// which case the connection is not idle however long the wait.
 ///
+/// The wait is a poll of the socket's read readiness, not `readable()`'s future: that future is 184
+/// bytes, held by each direction of every parked connection for as long as it is idle, where this
+/// holds its three arguments. The direction is the socket's only reader, so the one waker that
+/// `poll_read_ready` keeps is enough.
+///
 /// # Errors
 /// The socket's error.
-async fn park(from: &ReadHalf, lane: Option<Lane<'_>>, holding: bool, seen: Phase) -> io::Result<Woken> {
-    let Some(lane) = lane else {
-        from.readable().await?;
-        return Ok(Woken::Readable);
-    };
-    if holding {
-        lane.busy();
-    } else {
-        lane.quiet();
+fn park<'a>(
+    from: &'a ReadHalf,
+    lane: Option<Lane<'a>>,
+    holding: bool,
+    seen: Phase,
+) -> impl Future<Output = io::Result<Woken>> + 'a {
+    if let Some(lane) = lane {
+        if holding { lane.busy() } else { lane.quiet() }
     }
-    tokio::select! {
-        biased;
-        phase = lane.past(seen) => Ok(Woken::Idle(phase)),
-        ready = from.readable() => {
-            lane.busy();
-            ready.map(|()| Woken::Readable)
+    std::future::poll_fn(move |cx| {
+        if let Some(lane) = lane {
+            // The phase needs no waker: the pump polls every direction after each change of phase.
+            let phase = lane.phase();
+            if phase > seen {
+                return Poll::Ready(Ok(Woken::Idle(phase)));
+            }
         }
-    }
+        let ready = match from {
+            ReadHalf::Tcp(r) => r.as_ref().poll_read_ready(cx),
+            ReadHalf::Unix(r) => r.as_ref().poll_read_ready(cx),
+        };
+        ready.map_ok(|()| {
+            if let Some(lane) = lane {
+                lane.busy();
+            }
+            Woken::Readable
+        })
+    })
 }
 
 /// Writes the parts of `buf` that `ranges` name, in order, with as few syscalls as the writer allows.
