@@ -38,12 +38,13 @@ pub enum Phase {
     Closing = 1,
     /// One more timeout has passed since [`Phase::Closing`] without the peer end ending its stream: the
     /// opening direction stops waiting for it, and the connection's sockets are closed (every FIN this
-    /// end owes has been sent).
+    /// end owes has been sent). A sealing direction whose end of stream is still unsent then (the peer
+    /// end reads nothing) gives up, and the connection is reset.
     Over = 2,
 }
 
 impl Phase {
-    /// The phase stored as `value` by [`Phase::Open`]'s and its successors' discriminants.
+    /// The phase whose discriminant is `value`; anything larger is the last phase.
     fn from_u8(value: u8) -> Phase {
         match value {
             0 => Phase::Open,
