@@ -339,13 +339,14 @@ where
 /// moves past `seen`. `holding` says whether the direction keeps data meanwhile (part of a record), in
 /// which case the connection is not idle however long the wait.
 ///
-/// The wait is a poll of the socket's read readiness, not `readable()`'s future: that future is 184
+/// The wait is a poll, [`ReadHalf::poll_readable`], not tokio's `readable()` future: that future is 184
 /// bytes, held by each direction of every parked connection for as long as it is idle, where this
-/// holds its three arguments. The direction is the socket's only reader, so the one waker that
-/// `poll_read_ready` keeps is enough.
+/// holds its three arguments. The direction is the socket's only reader, so the one waker the socket
+/// keeps is enough. A wake-up with nothing to read is the caller's to see: its read returns
+/// `WouldBlock`, which clears the readiness, and it parks here again.
 ///
 /// # Errors
-/// The socket's error.
+/// The runtime's, once its I/O driver has shut down; the socket's own errors come from the read.
 fn park<'a>(
     from: &'a ReadHalf,
     lane: Option<Lane<'a>>,
@@ -363,11 +364,7 @@ fn park<'a>(
                 return Poll::Ready(Ok(Woken::Idle(phase)));
             }
         }
-        let ready = match from {
-            ReadHalf::Tcp(r) => r.as_ref().poll_read_ready(cx),
-            ReadHalf::Unix(r) => r.as_ref().poll_read_ready(cx),
-        };
-        ready.map_ok(|()| {
+        from.poll_readable(cx).map_ok(|()| {
             if let Some(lane) = lane {
                 lane.busy();
             }
