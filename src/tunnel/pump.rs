@@ -418,6 +418,7 @@ mod tests {
     use crate::proto::{Opened, Psk};
     use crate::tunnel::idle::{Side, Watch};
     use crate::tunnel::stream::{Stream, WriteHalf};
+    use std::os::fd::AsFd;
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -448,6 +449,145 @@ mod tests {
         let (near, _) = listener.accept().await.unwrap();
         let (r, w) = Stream::Tcp(near).into_split();
         (r, w, far)
+    }
+
+    /// The kinds of socket a direction reads from.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Tcp,
+        Unix,
+    }
+
+    /// A connected pair of `kind`: (near end, a second descriptor for the near end's socket, far end).
+    async fn connected(kind: Kind) -> (Stream, socket2::Socket, Stream) {
+        let (near, far) = match kind {
+            Kind::Tcp => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let far = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+                (Stream::Tcp(listener.accept().await.unwrap().0), Stream::Tcp(far))
+            }
+            Kind::Unix => {
+                let (near, far) = tokio::net::UnixStream::pair().unwrap();
+                (Stream::Unix(near), Stream::Unix(far))
+            }
+        };
+        let second = match &near {
+            Stream::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Stream::Unix(s) => s.as_fd().try_clone_to_owned(),
+        };
+        (near, socket2::Socket::from(second.unwrap()), far)
+    }
+
+    /// A connected pair of `kind` whose near end is readable with nothing to read, as after a
+    /// spurious wake-up: bytes arrive, the runtime marks the socket readable, and another descriptor
+    /// for the socket takes them. Returns the near end's halves and the far end's writing half.
+    async fn readable_with_nothing(kind: Kind) -> (ReadHalf, WriteHalf, WriteHalf) {
+        let (near, thief, far) = connected(kind).await;
+        let ((from, near_w), (_, mut far_w)) = (near.into_split(), far.into_split());
+        far_w.write_all(b"taken").await.unwrap();
+        std::future::poll_fn(|cx| from.poll_readable(cx)).await.unwrap();
+        let mut taken = [0; 8];
+        assert_eq!(std::io::Read::read(&mut &thief, &mut taken).unwrap(), 5);
+        (from, near_w, far_w)
+    }
+
+    /// Polls `future` once with a waker that counts its wake-ups, then lets the runtime run what it
+    /// deferred: whether it finished, and how often it asked to be polled again. A future that spins
+    /// on a readiness it never clears runs out of the task's cooperative budget, which yields with a
+    /// deferred wake-up, so it shows here as one.
+    async fn poll_counting<F: Future>(future: Pin<&mut F>) -> (bool, usize) {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = std::sync::Arc::new(Count(0.into()));
+        let waker = std::task::Waker::from(count.clone());
+        let done = future.poll(&mut std::task::Context::from_waker(&waker)).is_ready();
+        tokio::task::yield_now().await;
+        (done, count.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The records a native `rx` opens from `wire`, in order, as (data, or `None` for the end).
+    fn opened(rx: &mut native::Opener, wire: &mut [u8]) -> Vec<Option<Vec<u8>>> {
+        let (mut records, mut at) = (Vec::new(), 0);
+        while let Some(Opened { record, consumed }) = rx.open(&mut wire[at..]).unwrap() {
+            records.push(match record {
+                Record::Data(data) => Some(data.to_vec()),
+                Record::End => None,
+            });
+            at += consumed;
+        }
+        assert_eq!(at, wire.len(), "whole records");
+        records
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_with_nothing_to_read_parks_the_sealing_direction_again_on_tcp_and_unix() {
+        for kind in [Kind::Tcp, Kind::Unix] {
+            let (mut from, _near_w, mut far_w) = readable_with_nothing(kind).await;
+            let (tx, mut rx) = native_direction();
+            let (mut to, mut wire) = tokio::io::duplex(64 * 1024);
+            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, None));
+            assert_eq!(
+                poll_counting(sealing.as_mut()).await,
+                (false, 0),
+                "{kind:?}: parked again, not spinning"
+            );
+            far_w.write_all(b"data").await.unwrap();
+            far_w.shutdown().await.unwrap();
+            assert_eq!(sealing.await.unwrap(), 4, "{kind:?}: the data, then the end of stream, are seen");
+            let mut records = Vec::new();
+            wire.read_to_end(&mut records).await.unwrap();
+            assert_eq!(opened(&mut rx, &mut records), [Some(b"data".to_vec()), None], "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_with_nothing_to_read_parks_the_opening_direction_again_on_tcp_and_unix() {
+        for kind in [Kind::Tcp, Kind::Unix] {
+            let (mut from, _near_w, mut far_w) = readable_with_nothing(kind).await;
+            let (mut tx, rx) = native_direction();
+            let (mut to, mut plain) = tokio::io::duplex(64 * 1024);
+            // With an idle lane, as under --idle-timeout: the wake-up marks it busy, the parking quiet.
+            let mut watch = Watch::new(Duration::from_secs(3600));
+            let lane = Some(watch.parts().0.lane(Side::Opening));
+            let mut opening = std::pin::pin!(open_stream(rx, Vec::new(), &mut from, &mut to, lane));
+            assert_eq!(
+                poll_counting(opening.as_mut()).await,
+                (false, 0),
+                "{kind:?}: parked again, not spinning"
+            );
+            let mut records = Vec::new();
+            tx.seal_data(b"data", &mut records).unwrap();
+            tx.seal_end(&mut records).unwrap();
+            far_w.write_all(&records).await.unwrap();
+            far_w.shutdown().await.unwrap();
+            assert_eq!(opening.await.unwrap(), 4, "{kind:?}: the record, then the end of stream, are seen");
+            let mut got = Vec::new();
+            plain.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"data", "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reset_is_an_error_for_either_direction_not_an_end() {
+        for sealing in [true, false] {
+            let (near, _, far) = connected(Kind::Tcp).await;
+            let (mut from, _near_w) = near.into_split();
+            let (far_r, far_w) = far.into_split();
+            far_w.abort();
+            drop(far_r);
+            let (tx, rx) = native_direction();
+            let (mut to, _plain) = tokio::io::duplex(1024);
+            let done = match sealing {
+                true => seal_stream(tx, Vec::new(), &mut from, &mut to, None).await,
+                false => open_stream(rx, Vec::new(), &mut from, &mut to, None).await,
+            };
+            let reset = matches!(&done, Err(PumpError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset);
+            assert!(reset, "sealing {sealing}: {done:?}");
+        }
     }
 
     #[tokio::test]
