@@ -100,8 +100,28 @@ pub struct Summary {
     pub opened: u64,
     /// `-d`: the fingerprint of the key the peer proved (the end may hold several).
     pub key: Option<Fingerprint>,
-    /// Whether the idle timeout ended it: a policy end, closed cleanly, not a failure.
-    pub idle: bool,
+    /// How it ended, for the log's `outcome`: closed cleanly on its own, or by this end's idle timeout.
+    pub ending: Ending,
+}
+
+/// How a connection that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Each direction ended as its sender ended it: the client, the service, or the peer end (whose
+    /// idle close looks the same from here).
+    Clean,
+    /// This end's idle timeout (`--idle-timeout`) closed it: a policy end, closed cleanly, not a failure.
+    Idle,
+}
+
+impl Ending {
+    /// The word for it in the log's `outcome` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Clean => "clean",
+            Ending::Idle => "idle",
+        }
+    }
 }
 
 /// What the accept loop hands a connection besides its socket.
@@ -403,7 +423,7 @@ async fn pump<S: Seal, O: Open>(
         }
         None => (None, None),
     };
-    let mut closed_idle = false;
+    let mut ending = Ending::Clean;
     let ended = {
         // The directions are pinned here and polled in place: a future passed by value into another
         // is stored twice in the task, and these are the state of every idle connection.
@@ -423,13 +443,13 @@ async fn pump<S: Seal, O: Open>(
                     Err(e) => break Err(ConnError::from(e)),
                 },
                 phase = idle::next_phase(timer.as_deref_mut(), activity) => {
-                    closed_idle = true;
+                    ending = Ending::Idle;
                     note_idle(phase, timer.as_deref().map(Timer::timeout));
                 }
                 () = abort.requested() => break Err(ConnError::Stopped),
             }
             if let (Some(sealed), Some(opened)) = (sealed, opened) {
-                break Ok(Summary { sealed, opened, key: None, idle: closed_idle });
+                break Ok(Summary { sealed, opened, key: None, ending });
             }
         }
     };
