@@ -102,6 +102,7 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
             max_connections: 0,
             max_unproven: tunnel::MAX_UNPROVEN,
             proxy_protocol: false,
+            idle_timeout: None,
         },
         keys: KeyRing::new(KeySet::single(psk.clone())),
         dialer: Dialer {

@@ -70,6 +70,7 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
                 max_connections: config.max_connections,
                 max_unproven: tunnel::unproven_cap(file_limit),
                 proxy_protocol: config.proxy_protocol,
+                idle_timeout: config.idle_timeout,
             },
             keys: KeyRing::new(keys),
             dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },

@@ -16,7 +16,7 @@ pub const USAGE: &str = "spiped {-e | -d} -s <source socket> -t <target socket> 
     [-b <bind address>] [-DFj] [-f | -g] [-n <max # connections>]
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
     [-u {<username> | <:groupname> | <username:groupname>}] [--log-format {text | json}]
-    [--protocol {native | classic}] [--proxy-protocol]
+    [--protocol {native | classic}] [--proxy-protocol] [--idle-timeout <seconds>]
        spiped --keygen <key file>
        spiped --fingerprint -k <key file> [-k <key file> ...]
        spiped -v";
@@ -129,6 +129,12 @@ pub struct Args {
     /// address). The service must then take only PROXY connections, and only from this end.
     #[arg(long = "proxy-protocol")]
     pub proxy_protocol: bool,
+
+    /// Seconds a connection may carry no data either way before this end closes it, cleanly: its
+    /// client and its service each see an end of stream, not a reset. 0 (the default, as spiped) for no
+    /// limit; otherwise at least 0.01. Each end enforces its own.
+    #[arg(long = "idle-timeout", value_name = "seconds", default_value = "0", value_parser = idle_seconds)]
+    pub idle_timeout: Duration,
 
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
@@ -317,6 +323,18 @@ pub(crate) fn timeout_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// `--idle-timeout`: 0 for none, as spiped (which has no idle timeout); otherwise at least
+/// [`MIN_TIMEOUT`], as -o, since a connection idle for less than that is merely between two writes.
+fn idle_seconds(s: &str) -> Result<Duration, String> {
+    match seconds(s)? {
+        0.0 => Ok(Duration::ZERO),
+        v if v < MIN_TIMEOUT.as_secs_f64() => {
+            Err(format!("the idle timeout must be at least {} s, or 0 for none", MIN_TIMEOUT.as_secs_f64()))
+        }
+        v => Ok(Duration::from_secs_f64(v)),
+    }
+}
+
 /// `-r`: at least [`MIN_RESOLVE_INTERVAL`]; 0 means the default, as in spiped.
 fn resolve_seconds(s: &str) -> Result<Duration, String> {
     match seconds(s)? {
@@ -502,6 +520,28 @@ mod tests {
             let err = parse(&["-e", "-o", o]).expect_err(o).to_string();
             assert!(err.contains("is not a usable number of seconds"), "{o}: {err}");
         }
+    }
+
+    #[test]
+    fn idle_timeout_is_off_unless_given_seconds_on_either_end() {
+        for mode in ["-e", "-d"] {
+            assert_eq!(ok(&[mode]).idle_timeout, Duration::ZERO, "{mode}: off by default");
+            assert_eq!(ok(&[mode, "--idle-timeout", "0"]).idle_timeout, Duration::ZERO, "{mode}");
+            assert_eq!(ok(&[mode, "--idle-timeout", "300"]).idle_timeout, Duration::from_secs(300));
+            assert_eq!(ok(&[mode, "--idle-timeout", "0.5"]).idle_timeout, Duration::from_millis(500));
+        }
+        assert_eq!(ok(&["-e", "--idle-timeout", "0.01"]).idle_timeout, MIN_TIMEOUT);
+        assert_eq!(ok(&["-e", "--idle-timeout", "1e9"]).idle_timeout, Duration::from_secs(1_000_000_000));
+        for t in ["0.009", "5e-324"] {
+            let err = parse(&["-e", "--idle-timeout", t]).expect_err(t).to_string();
+            assert!(err.contains("the idle timeout must be at least 0.01 s, or 0 for none"), "{t}: {err}");
+        }
+        for t in ["-1", "nan", "inf", "1e10", "soon"] {
+            let err = parse(&["-e", "--idle-timeout", t]).expect_err(t).to_string();
+            assert!(err.contains("seconds"), "{t}: {err}");
+        }
+        refused(&["-e", "--idle-timeout"]);
+        assert!(USAGE.contains("[--idle-timeout <seconds>]"), "{USAGE}");
     }
 
     #[test]

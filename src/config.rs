@@ -39,6 +39,9 @@ pub struct Config {
     pub max_connections: usize,
     /// -o.
     pub timeout: Duration,
+    /// How long a connection may be idle before this end closes it (`--idle-timeout`); `None`, as in
+    /// spiped, keeps idle connections for as long as their peers do.
+    pub idle_timeout: Option<Duration>,
     /// Where the pid goes when daemonized: -p, or `<source>.pid`.
     pub pid_file: PathBuf,
     /// -r / -R.
@@ -155,6 +158,7 @@ impl Config {
             keepalive: !args.no_keepalive,
             max_connections: args.max_connections,
             timeout: args.timeout,
+            idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
             reresolve: args.reresolve(),
             syslog: args.syslog,
             user: args.user.clone(),
@@ -248,6 +252,13 @@ mod tests {
         assert_eq!(config(&["-f"]).unwrap().classic, ForwardSecrecy::Skip);
         assert_eq!(config(&["-g"]).unwrap().classic, ForwardSecrecy::Require);
         assert_eq!(config(&["--protocol", "classic", "-f"]).unwrap().classic, ForwardSecrecy::Skip);
+    }
+
+    #[test]
+    fn idle_timeout_zero_or_absent_is_none() {
+        assert_eq!(config(&[]).unwrap().idle_timeout, None);
+        assert_eq!(config(&["--idle-timeout", "0"]).unwrap().idle_timeout, None);
+        assert_eq!(config(&["--idle-timeout", "90"]).unwrap().idle_timeout, Some(Duration::from_secs(90)));
     }
 
     #[test]

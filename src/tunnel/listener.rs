@@ -237,7 +237,7 @@ pub async fn run(
                     // One line per connection at its end: who, with which key, how long, how much each
                     // way (sealed: to the encrypted peer; opened: from it).
                     let key = s.key.map(|k| k.to_string());
-                    tracing::info!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, outcome = "clean", "connection closed")
+                    tracing::info!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, outcome = s.ending.as_str(), "connection closed")
                 }
                 Err(e) => {
                     tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);

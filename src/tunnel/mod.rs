@@ -6,6 +6,7 @@ pub mod connection;
 pub mod dial;
 pub mod failures;
 pub mod handshake;
+pub mod idle;
 pub mod listener;
 pub mod proxy_header;
 pub mod pump;
@@ -59,6 +60,9 @@ pub struct Settings {
     /// `-d` with --proxy-protocol: each target connection starts with a PROXY v2 header naming the
     /// peer, so a PROXY-aware service sees who connected rather than the `-d` end's own address.
     pub proxy_protocol: bool,
+    /// How long an established connection may carry no data either way before this end closes it
+    /// cleanly (`--idle-timeout`): a policy end for connections a client forgot; `None` keeps them.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// The longest a `-d` end waits for a peer to prove the key (or -o, if shorter): a hello comes as soon

@@ -1,12 +1,16 @@
 //! Moving bytes once a connection is established: plaintext in, records out, and records in,
-//! plaintext out, with half-close carried across and truncation turned into an abort.
+//! plaintext out, with half-close carried across and truncation turned into an abort. With an idle
+//! timeout, each direction tells the connection's [`idle`](super::idle) watch when it parks and wakes,
+//! and ends itself cleanly when the watch says the connection has been idle.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::ops::Range;
 use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::idle::{Lane, Phase};
 use super::stream::ReadHalf;
 
 use crate::proto::{Open, Record, RecordError, Seal};
@@ -36,6 +40,23 @@ pub enum PumpError {
     /// The peer's records were not acceptable: tampering, truncation or a protocol error.
     #[error("{0}")]
     Record(#[from] RecordError),
+    /// The peer end sent data after this end closed the connection for being idle: there is nowhere
+    /// left to deliver it, so the connection is reset rather than let it vanish.
+    #[error("data arrived after the idle close (--idle-timeout)")]
+    DataAfterIdleClose,
+    /// The peer end read nothing for a whole idle timeout after the idle close, so this end's end of
+    /// stream could not be sent: the connection is reset rather than left hanging.
+    #[error("the peer end stopped reading before the idle close could end the stream (--idle-timeout)")]
+    EndUnsent,
+}
+
+/// What woke a direction parked on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woken {
+    /// The socket has something: data, an end or an error.
+    Readable,
+    /// The idle watch moved to this phase.
+    Idle(Phase),
 }
 
 /// Bytes a direction carried, for the log.
@@ -50,6 +71,9 @@ pub type Carried = u64;
 /// leave in the same write as the first data when some is already waiting, and alone at once when
 /// none is, so a service that speaks first is not held up.
 ///
+/// With an idle `lane`, the direction marks it quiet where it parks with nothing in hand and busy
+/// when it wakes, and once the connection has been idle it ends as if `from` had ended.
+///
 /// # Errors
 /// A socket error, or a sealing error (counter exhaustion).
 pub async fn seal_stream<S, W>(
@@ -57,6 +81,7 @@ pub async fn seal_stream<S, W>(
     mut prefix: Vec<u8>,
     from: &mut ReadHalf,
     to: &mut W,
+    lane: Option<Lane<'_>>,
 ) -> Result<Carried, PumpError>
 where
     S: Seal,
@@ -68,8 +93,11 @@ where
     let mut layout = Layout::first::<S>();
     let mut carried = 0;
     loop {
-        if frames.is_empty() && prefix.is_empty() {
-            from.readable().await?;
+        if frames.is_empty()
+            && prefix.is_empty()
+            && let Woken::Idle(_) = park(from, lane, false, Phase::Open).await?
+        {
+            break; // idle: end the stream as if `from` had ended
         }
         frames.resize(layout.len(), 0);
         let read = from.try_read_vectored(&mut layout.bodies::<S>(&mut frames)[..layout.count]);
@@ -87,10 +115,7 @@ where
             Err(e) => return Err(e.into()),
         };
         if n == 0 {
-            tx.seal_end(&mut prefix)?;
-            to.write_all(&prefix).await?;
-            to.shutdown().await?;
-            return Ok(carried);
+            break;
         }
         let mut sent = 0;
         for body in layout.split(n) {
@@ -109,6 +134,12 @@ where
         carried += n as u64;
         layout = layout.after::<S>(n);
     }
+    tx.seal_end(&mut prefix)?;
+    end_stream(to, &prefix, lane).await?;
+    if let Some(lane) = lane {
+        lane.quiet(); // a direction that has ended never holds the connection open
+    }
+    Ok(carried)
 }
 
 /// How the sealing side's buffer is cut into frames: `count` frames with room for `body` bytes each.
@@ -184,14 +215,21 @@ impl Layout {
 /// buffer holds memory only while a record is incomplete or data is arriving; it starts small and
 /// grows while reads come back full.
 ///
+/// With an idle `lane`, the direction marks it quiet where it parks with nothing in hand (part of a
+/// record is something) and busy when it wakes. Once the connection has been idle it half-closes `to`
+/// and goes on reading only to see the peer's end of stream; it stops waiting for that when the watch
+/// says the connection is over.
+///
 /// # Errors
 /// A socket error, or a record error, including [`RecordError::Truncated`] when `from` closes where the
 /// protocol allows no clean end. The caller then aborts `to` rather than closing it cleanly.
+/// [`PumpError::DataAfterIdleClose`] for data that arrives once `to` was closed for being idle.
 pub async fn open_stream<O, W>(
     mut rx: O,
     pending: Vec<u8>,
     from: &mut ReadHalf,
     to: &mut W,
+    lane: Option<Lane<'_>>,
 ) -> Result<Carried, PumpError>
 where
     O: Open,
@@ -203,8 +241,10 @@ where
     let mut carried = 0;
     // Where the opened records' data lies in `buf`: written together, in one syscall when possible.
     let mut ranges: Vec<Range<usize>> = Vec::new();
-    // Set once the peer's end of stream has been passed on as a FIN.
+    // Set once `to` has been sent a FIN: for the peer's end of stream, or for the idle close.
     let mut ended = false;
+    // The idle phase this direction has acted on.
+    let mut seen = Phase::Open;
     loop {
         let mut at = 0;
         let mut ending = false;
@@ -220,8 +260,11 @@ where
             }
             at += opened.consumed;
         }
+        if seen != Phase::Open && !ranges.is_empty() {
+            return Err(PumpError::DataAfterIdleClose);
+        }
         write_ranges(to, &buf, &mut ranges).await?;
-        if ending {
+        if ending && !ended {
             to.shutdown().await?;
             ended = true;
         }
@@ -230,7 +273,17 @@ where
             buf = Vec::new(); // nothing pending: hold no memory while the peer is quiet
             want = FIRST_READ;
         }
-        from.readable().await?;
+        if let Woken::Idle(phase) = park(from, lane, !buf.is_empty(), seen).await? {
+            seen = phase;
+            if !ended {
+                to.shutdown().await?;
+                ended = true;
+            }
+            if phase == Phase::Over {
+                return Ok(carried); // the peer end did not end its stream in time; ours are closed
+            }
+            continue;
+        }
         // What is left is less than one frame, and a frame is at most `O::MAX_FRAME`, which is less
         // than MAX_BUFFER: there is always room for the rest of it.
         let room = want.min(MAX_BUFFER - buf.len());
@@ -244,6 +297,9 @@ where
                 if !ended {
                     to.shutdown().await?;
                 }
+                if let Some(lane) = lane {
+                    lane.quiet(); // a direction that has ended never holds the connection open
+                }
                 return Ok(carried);
             }
             Ok(n) if n == room => want = (want * 2).min(MAX_READ), // more is waiting: ask for more
@@ -252,6 +308,69 @@ where
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Sends `last` (the records that end the stream: the native end record, nothing on classic) and a
+/// FIN. With an idle `lane`, gives up once the connection's idle phase is [`Phase::Over`]: a peer end
+/// that has read nothing for a whole timeout after the idle close is not reading.
+///
+/// # Errors
+/// The socket's error; [`PumpError::EndUnsent`] when the idle watch gave up.
+async fn end_stream<W>(to: &mut W, last: &[u8], lane: Option<Lane<'_>>) -> Result<(), PumpError>
+where
+    W: AsyncWrite + Unpin,
+{
+    let send = async {
+        to.write_all(last).await?;
+        to.shutdown().await
+    };
+    match lane {
+        None => send.await?,
+        Some(lane) => tokio::select! {
+            biased;
+            sent = send => sent?,
+            _ = lane.past(Phase::Closing) => return Err(PumpError::EndUnsent),
+        },
+    }
+    Ok(())
+}
+
+/// Parks until `from` has something to read, or, with an idle `lane`, until the connection's idle phase
+/// moves past `seen`. `holding` says whether the direction keeps data meanwhile (part of a record), in
+/// which case the connection is not idle however long the wait.
+///
+/// The wait is a poll, [`ReadHalf::poll_readable`], not tokio's `readable()` future: that future is 184
+/// bytes, held by each direction of every parked connection for as long as it is idle, where this
+/// holds its three arguments. The direction is the socket's only reader, so the one waker the socket
+/// keeps is enough. A wake-up with nothing to read is the caller's to see: its read returns
+/// `WouldBlock`, which clears the readiness, and it parks here again.
+///
+/// # Errors
+/// The runtime's, once its I/O driver has shut down; the socket's own errors come from the read.
+fn park<'a>(
+    from: &'a ReadHalf,
+    lane: Option<Lane<'a>>,
+    holding: bool,
+    seen: Phase,
+) -> impl Future<Output = io::Result<Woken>> + 'a {
+    if let Some(lane) = lane {
+        if holding { lane.busy() } else { lane.quiet() }
+    }
+    std::future::poll_fn(move |cx| {
+        if let Some(lane) = lane {
+            // The phase needs no waker: the pump polls every direction after each change of phase.
+            let phase = lane.phase();
+            if phase > seen {
+                return Poll::Ready(Ok(Woken::Idle(phase)));
+            }
+        }
+        from.poll_readable(cx).map_ok(|()| {
+            if let Some(lane) = lane {
+                lane.busy();
+            }
+            Woken::Readable
+        })
+    })
 }
 
 /// Writes the parts of `buf` that `ranges` name, in order, with as few syscalls as the writer allows.
@@ -295,10 +414,244 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::native;
+    use crate::proto::native::{self, Confirm, EphemeralKey, Initiator, Responder};
+    use crate::proto::{Opened, Psk};
+    use crate::tunnel::idle::{Side, Watch};
+    use crate::tunnel::stream::{Stream, WriteHalf};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// Native records' geometry.
     type Native = native::Sealer;
+
+    /// One direction's record states at each end of a real native handshake: (initiator's sealer,
+    /// responder's opener).
+    fn native_direction() -> (native::Sealer, native::Opener) {
+        let psk = Psk::from_key_file(b"idle timeout");
+        let (initiator, hello) = Initiator::start(&psk, EphemeralKey::from_bytes([1; 32]));
+        let keys = std::slice::from_ref(&psk);
+        let (unconfirmed, msg2, _) =
+            Responder::accept(keys, &hello, EphemeralKey::from_bytes([2; 32])).unwrap();
+        let mut first = Vec::new();
+        let client = initiator.read_response(&msg2, &mut first).expect("the same key");
+        let Ok(Confirm::Confirmed { transport: server, .. }) = unconfirmed.confirm(&mut first) else {
+            panic!("the whole confirmation record is in the buffer");
+        };
+        (client.split().0, server.split().1)
+    }
+
+    /// A connected loopback TCP pair, split: (near read half, near write half, far end).
+    async fn socket_pair() -> (ReadHalf, WriteHalf, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let far = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (near, _) = listener.accept().await.unwrap();
+        let (r, w) = Stream::Tcp(near).into_split();
+        (r, w, far)
+    }
+
+    /// The kinds of socket a direction reads from.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Tcp,
+        Unix,
+    }
+
+    /// A connected pair of `kind`: (near end, a second descriptor for the near end's socket, far end).
+    async fn connected(kind: Kind) -> (Stream, socket2::Socket, Stream) {
+        let (near, far) = match kind {
+            Kind::Tcp => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let far = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+                (Stream::Tcp(listener.accept().await.unwrap().0), Stream::Tcp(far))
+            }
+            Kind::Unix => {
+                let (near, far) = tokio::net::UnixStream::pair().unwrap();
+                (Stream::Unix(near), Stream::Unix(far))
+            }
+        };
+        let second = match &near {
+            Stream::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Stream::Unix(s) => s.as_fd().try_clone_to_owned(),
+        };
+        (near, socket2::Socket::from(second.unwrap()), far)
+    }
+
+    /// A connected pair of `kind` whose near end is readable with nothing to read, as after a
+    /// spurious wake-up: bytes arrive, the runtime marks the socket readable, and another descriptor
+    /// for the socket takes them. Returns the near end's halves and the far end's writing half.
+    async fn readable_with_nothing(kind: Kind) -> (ReadHalf, WriteHalf, WriteHalf) {
+        let (near, thief, far) = connected(kind).await;
+        let ((from, near_w), (_, mut far_w)) = (near.into_split(), far.into_split());
+        far_w.write_all(b"taken").await.unwrap();
+        std::future::poll_fn(|cx| from.poll_readable(cx)).await.unwrap();
+        let mut taken = [0; 8];
+        assert_eq!(std::io::Read::read(&mut &thief, &mut taken).unwrap(), 5);
+        (from, near_w, far_w)
+    }
+
+    /// Polls `future` once with a waker that counts its wake-ups, then lets the runtime run what it
+    /// deferred: whether it finished, and how often it asked to be polled again. A future that spins
+    /// on a readiness it never clears runs out of the task's cooperative budget, which yields with a
+    /// deferred wake-up, so it shows here as one.
+    async fn poll_counting<F: Future>(future: Pin<&mut F>) -> (bool, usize) {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = std::sync::Arc::new(Count(0.into()));
+        let waker = std::task::Waker::from(count.clone());
+        let done = future.poll(&mut std::task::Context::from_waker(&waker)).is_ready();
+        tokio::task::yield_now().await;
+        (done, count.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The records a native `rx` opens from `wire`, in order, as (data, or `None` for the end).
+    fn opened(rx: &mut native::Opener, wire: &mut [u8]) -> Vec<Option<Vec<u8>>> {
+        let (mut records, mut at) = (Vec::new(), 0);
+        while let Some(Opened { record, consumed }) = rx.open(&mut wire[at..]).unwrap() {
+            records.push(match record {
+                Record::Data(data) => Some(data.to_vec()),
+                Record::End => None,
+            });
+            at += consumed;
+        }
+        assert_eq!(at, wire.len(), "whole records");
+        records
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_with_nothing_to_read_parks_the_sealing_direction_again_on_tcp_and_unix() {
+        for kind in [Kind::Tcp, Kind::Unix] {
+            let (mut from, _near_w, mut far_w) = readable_with_nothing(kind).await;
+            let (tx, mut rx) = native_direction();
+            let (mut to, mut wire) = tokio::io::duplex(64 * 1024);
+            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, None));
+            assert_eq!(
+                poll_counting(sealing.as_mut()).await,
+                (false, 0),
+                "{kind:?}: parked again, not spinning"
+            );
+            far_w.write_all(b"data").await.unwrap();
+            far_w.shutdown().await.unwrap();
+            assert_eq!(sealing.await.unwrap(), 4, "{kind:?}: the data, then the end of stream, are seen");
+            let mut records = Vec::new();
+            wire.read_to_end(&mut records).await.unwrap();
+            assert_eq!(opened(&mut rx, &mut records), [Some(b"data".to_vec()), None], "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_with_nothing_to_read_parks_the_opening_direction_again_on_tcp_and_unix() {
+        for kind in [Kind::Tcp, Kind::Unix] {
+            let (mut from, _near_w, mut far_w) = readable_with_nothing(kind).await;
+            let (mut tx, rx) = native_direction();
+            let (mut to, mut plain) = tokio::io::duplex(64 * 1024);
+            // With an idle lane, as under --idle-timeout: the wake-up marks it busy, the parking quiet.
+            let mut watch = Watch::new(Duration::from_secs(3600));
+            let lane = Some(watch.parts().0.lane(Side::Opening));
+            let mut opening = std::pin::pin!(open_stream(rx, Vec::new(), &mut from, &mut to, lane));
+            assert_eq!(
+                poll_counting(opening.as_mut()).await,
+                (false, 0),
+                "{kind:?}: parked again, not spinning"
+            );
+            let mut records = Vec::new();
+            tx.seal_data(b"data", &mut records).unwrap();
+            tx.seal_end(&mut records).unwrap();
+            far_w.write_all(&records).await.unwrap();
+            far_w.shutdown().await.unwrap();
+            assert_eq!(opening.await.unwrap(), 4, "{kind:?}: the record, then the end of stream, are seen");
+            let mut got = Vec::new();
+            plain.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"data", "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reset_is_an_error_for_either_direction_not_an_end() {
+        for sealing in [true, false] {
+            let (near, _, far) = connected(Kind::Tcp).await;
+            let (mut from, _near_w) = near.into_split();
+            let (far_r, far_w) = far.into_split();
+            far_w.abort();
+            drop(far_r);
+            let (tx, rx) = native_direction();
+            let (mut to, _plain) = tokio::io::duplex(1024);
+            let done = match sealing {
+                true => seal_stream(tx, Vec::new(), &mut from, &mut to, None).await,
+                false => open_stream(rx, Vec::new(), &mut from, &mut to, None).await,
+            };
+            let reset = matches!(&done, Err(PumpError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset);
+            assert!(reset, "sealing {sealing}: {done:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn data_from_the_peer_end_after_the_idle_close_is_refused_not_dropped() {
+        let (mut peer_tx, rx) = native_direction();
+        let (mut from, _near_w, mut peer) = socket_pair().await;
+        let (mut to, mut plain) = tokio::io::duplex(1024);
+        let mut watch = Watch::new(Duration::from_millis(20));
+        let (activity, timer) = watch.parts();
+        let opening = open_stream(rx, Vec::new(), &mut from, &mut to, Some(activity.lane(Side::Opening)));
+        let mut opening = std::pin::pin!(opening);
+        // As the pump, except that the timer stops after the idle close: the connection is never over,
+        // so the late data finds the direction still waiting for the peer end's end of stream.
+        let pump = async {
+            let closing = timer.next_phase(activity);
+            tokio::select! {
+                done = &mut opening => return done,
+                phase = closing => assert_eq!(phase, Phase::Closing),
+            }
+            opening.await
+        };
+        let peer_end = async {
+            let mut got = Vec::new();
+            plain.read_to_end(&mut got).await.expect("the idle close half-closes the plaintext side");
+            assert!(got.is_empty());
+            let mut late = Vec::new();
+            peer_tx.seal_data(b"late", &mut late).unwrap();
+            peer.write_all(&late).await.unwrap();
+            peer
+        };
+        let (done, _peer) = tokio::join!(pump, peer_end);
+        assert!(matches!(done, Err(PumpError::DataAfterIdleClose)), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn an_end_of_stream_the_peer_end_never_reads_gives_up_when_the_connection_is_over() {
+        let (tx, mut peer_rx) = native_direction();
+        let (mut from, _near_w, mut client) = socket_pair().await;
+        // The record for these 8 bytes fills the pipe to the peer end but for 5 bytes, which the end
+        // record cannot fit in; and the peer end reads nothing until the direction has given up.
+        let (mut to, mut peer) = tokio::io::duplex(Native::frame_len(8) + 5);
+        let mut watch = Watch::new(Duration::from_millis(20));
+        let (activity, timer) = watch.parts();
+        client.write_all(b"8 bytes.").await.unwrap();
+        let done = {
+            let lane = Some(activity.lane(Side::Sealing));
+            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, lane));
+            // As the pump: every turn polls the direction again, so it sees each new phase.
+            loop {
+                tokio::select! {
+                    done = &mut sealing => break done,
+                    _ = timer.next_phase(activity) => {}
+                }
+            }
+        };
+        assert!(matches!(done, Err(PumpError::EndUnsent)), "{done:?}");
+        assert_eq!(activity.phase(), Phase::Over);
+        drop(to);
+        let mut wire = Vec::new();
+        peer.read_to_end(&mut wire).await.unwrap();
+        let Some(Opened { record, consumed }) = peer_rx.open(&mut wire).unwrap() else { panic!("a record") };
+        assert_eq!(record, Record::Data(&b"8 bytes."[..]), "the data arrived whole");
+        assert!(wire.len() - consumed < Native::frame_len(0), "and no end record: {wire:?}");
+    }
 
     #[test]
     fn a_read_fills_whole_frames_then_at_most_one_partial_one() {

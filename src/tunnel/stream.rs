@@ -118,12 +118,18 @@ impl WriteHalf {
 }
 
 impl ReadHalf {
-    /// Waits until the socket has data (or an end, or an error), without a buffer: an idle connection
-    /// holds no memory for reading.
-    pub async fn readable(&self) -> io::Result<()> {
+    /// Ready once the socket has something to read (data, an end, or an error), without a buffer and
+    /// without a future to hold: a parked direction keeps no memory for reading. The readiness stays
+    /// until a read returns `WouldBlock`, which clears it, so a wake-up with nothing to read parks again
+    /// at the next poll rather than spinning. The socket keeps only the last waker given, so it must
+    /// have one reader: the direction that owns this half.
+    ///
+    /// # Errors
+    /// The runtime's error when its I/O driver has shut down.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            ReadHalf::Tcp(r) => r.readable().await,
-            ReadHalf::Unix(r) => r.readable().await,
+            ReadHalf::Tcp(r) => r.as_ref().poll_read_ready(cx),
+            ReadHalf::Unix(r) => r.as_ref().poll_read_ready(cx),
         }
     }
 
