@@ -10,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 use crate::daemon;
 use crate::keys::KeyRing;
+use crate::metrics;
 use crate::reload;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
@@ -44,6 +45,10 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         None => {
             bind(&resolved.source, tcp).with_context(|| format!("cannot listen on {}", config.source_spec))?
         }
+    };
+    let metrics = match &resolved.metrics {
+        Some(addr) => Some(bind(addr, tcp).with_context(|| format!("cannot listen on --metrics {addr}"))?),
+        None => None,
     };
     if let Some(pid_file) = pid_file.take() {
         daemon = Some(become_daemon(&config, pid_file)?);
@@ -96,9 +101,25 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         let _pid_file = daemon.map(daemon::Daemon::ready);
         systemd::ready(&systemd::status_line(&tunnel));
         let informer = tokio::spawn(systemd::keep_informed(tunnel.clone()));
+        let metrics = match metrics {
+            Some((socket, file)) => {
+                let listener = Listener::from_std(socket, AcceptedOptions::Inherited)
+                    .context("cannot use the metrics socket")?;
+                let addresses = metrics::Addresses {
+                    source: config.source_spec.to_string(),
+                    target: config.target_spec.to_string(),
+                };
+                Some((tokio::spawn(metrics::serve(listener, tunnel.clone(), addresses)), file))
+            }
+            None => None,
+        };
         let stopped = tunnel::run(listener, tunnel, drain, second).await;
         informer.abort();
         reloader.abort();
+        if let Some((server, socket_file)) = metrics {
+            server.abort();
+            drop(socket_file);
+        }
         tracing::info!("stopped");
         anyhow::Ok(stopped)
     })?;

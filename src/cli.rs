@@ -136,6 +136,20 @@ pub struct Args {
     #[arg(long = "idle-timeout", value_name = "seconds", default_value = "0", value_parser = idle_seconds)]
     pub idle_timeout: Duration,
 
+    /// Serve metrics for Prometheus at /metrics, and at /status a JSON summary whose status is 503 when
+    /// the target does not accept a connection, on this address (`[1.2.3.4]:port`, or a unix socket
+    /// path). Off by default. Anyone who can connect may read them (no key material is ever shown):
+    /// bind it to loopback or a private address.
+    #[arg(
+        long = "metrics",
+        value_name = "address",
+        help = "Serve Prometheus metrics at /metrics, and at /status a JSON summary whose status is 503 \
+                when the target does not accept a connection, on this address ([1.2.3.4]:port, or a unix \
+                socket path). Off by default. Anyone who can connect may read them (no key material is \
+                ever shown): bind it to loopback or a private address."
+    )]
+    pub metrics: Option<String>,
+
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long = "log-level", value_name = "level", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,

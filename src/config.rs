@@ -54,6 +54,8 @@ pub struct Config {
     pub log_level: String,
     /// --proxy-protocol (`-d` only): the target learns who connected from a PROXY v2 header.
     pub proxy_protocol: bool,
+    /// --metrics: where to serve `/metrics` and `/status`.
+    pub metrics_spec: Option<SocketSpec>,
 }
 
 /// What --protocol (or its absence) means for `mode`: -e speaks native by default, -d accepts both.
@@ -74,6 +76,8 @@ pub struct Resolved {
     pub target: Vec<Addr>,
     /// -b, resolved.
     pub bind: Option<Addr>,
+    /// --metrics, resolved.
+    pub metrics: Option<Addr>,
 }
 
 /// Why the configuration cannot be used.
@@ -82,7 +86,7 @@ pub enum ConfigError {
     /// An address given with a flag cannot be used there; the message names the flag.
     #[error("{flag} {source}")]
     Flag {
-        /// `-s`, `-t` or `-b`.
+        /// `-s`, `-t`, `-b` or `--metrics`.
         flag: &'static str,
         /// What is wrong with the address.
         source: AddrError,
@@ -116,6 +120,8 @@ impl Config {
         let source_spec = SocketSpec::parse_endpoint(source).map_err(flag("-s"))?;
         let target_spec = SocketSpec::parse_endpoint(target).map_err(flag("-t"))?;
         let bind_spec = args.bind.as_deref().map(SocketSpec::parse).transpose().map_err(flag("-b"))?;
+        let metrics_spec =
+            args.metrics.as_deref().map(SocketSpec::parse_endpoint).transpose().map_err(flag("--metrics"))?;
         if let Some(SocketSpec::Unix(_)) = bind_spec {
             return Err(ConfigError::Invalid(
                 "-b takes an IP address and port, not a unix socket path".into(),
@@ -164,6 +170,7 @@ impl Config {
             user: args.user.clone(),
             log_level: args.log_level.clone(),
             proxy_protocol: args.proxy_protocol,
+            metrics_spec,
         })
     }
 
@@ -179,7 +186,11 @@ impl Config {
             Some(spec) => Some(self.retry(|| spec.resolve_blocking())?.swap_remove(0)),
             None => None,
         };
-        Ok(Resolved { source, target, bind })
+        let metrics = match &self.metrics_spec {
+            Some(spec) => Some(self.retry(|| spec.resolve_blocking())?.swap_remove(0)),
+            None => None,
+        };
+        Ok(Resolved { source, target, bind, metrics })
     }
 
     /// Reads the key files, logging a warning for each that is readable by others or shorter than 32

@@ -148,9 +148,10 @@ pub struct KeySet {
     psks: Vec<Psk>,
     /// Each key's fingerprint and file, in the same order: what logs and status lines show.
     names: Vec<(Fingerprint, PathBuf)>,
-    /// Connections each key authenticated since this set was loaded: during a rotation, whether anyone
-    /// still uses the old key.
-    used: Vec<AtomicU64>,
+    /// Connections each key authenticated since it was loaded: during a rotation, whether anyone still
+    /// uses the old key. Shared with the set a reload replaces, for the keys both hold, so a key's count
+    /// runs on across reloads (a counter in `/metrics` that never goes back while the key stays).
+    used: Vec<Arc<AtomicU64>>,
 }
 
 impl KeySet {
@@ -181,7 +182,7 @@ impl KeySet {
             }
             set.psks.push(loaded.psk);
             set.names.push((fingerprint, path.clone()));
-            set.used.push(AtomicU64::new(0));
+            set.used.push(Arc::default());
         }
         assert!(!set.psks.is_empty(), "the command line requires at least one key file");
         Ok((set, warnings))
@@ -203,7 +204,7 @@ impl KeySet {
     /// A set of one key with no file behind it: for tests, benchmarks and the demonstration.
     pub fn single(psk: Psk) -> KeySet {
         let name = (psk.fingerprint(), PathBuf::from("(given)"));
-        KeySet { psks: vec![psk], names: vec![name], used: vec![AtomicU64::new(0)] }
+        KeySet { psks: vec![psk], names: vec![name], used: vec![Arc::default()] }
     }
 
     /// Every key's K, in order: a responder accepts any of them.
@@ -284,9 +285,16 @@ impl KeyRing {
         self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Puts `set` in force for every connection that starts from now on.
-    pub fn replace(&self, set: KeySet) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+    /// Puts `set` in force for every connection that starts from now on. A key the set in force also
+    /// holds keeps its count of connections, including those its handshakes under way still add.
+    pub fn replace(&self, mut set: KeySet) {
+        let mut current = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (i, (fingerprint, _)) in set.names.iter().enumerate() {
+            if let Some(j) = current.names.iter().position(|(old, _)| old == fingerprint) {
+                set.used[i] = current.used[j].clone();
+            }
+        }
+        *current = Arc::new(set);
     }
 }
 
@@ -481,6 +489,21 @@ mod tests {
             set.usage().map(|(key, _)| key).collect::<Vec<_>>(),
             set.fingerprints().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_key_kept_across_a_reload_keeps_counting_even_from_handshakes_under_way() {
+        let (a, b) = (key_file("carry-a", &[1; 32], 0o600), key_file("carry-b", &[2; 32], 0o600));
+        let ring = KeyRing::new(KeySet::load(&[a.clone(), b.clone()]).unwrap().0);
+        let before = ring.current();
+        before.note_used(0);
+        before.note_used(1);
+        let c = key_file("carry-c", &[3; 32], 0o600);
+        ring.replace(KeySet::load(&[c, b]).unwrap().0);
+        // A handshake that took the old set before the reload finishes after it.
+        before.note_used(1);
+        let used: Vec<u64> = ring.current().usage().map(|(_, used)| used).collect();
+        assert_eq!(used, [0, 2], "the new key starts at 0; the kept one runs on");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod config;
 pub mod daemon;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod proto;
 pub mod reload;
 pub mod spipe;

@@ -111,20 +111,20 @@ pub async fn keep_informed(tunnel: Arc<Tunnel>) {
 /// The `STATUS=` text: what an operator wants from `systemctl status`, the fingerprints of the keys in
 /// force included (during a rotation: has the reload taken?), and after a reload its count and outcome.
 pub fn status_line(tunnel: &Tunnel) -> String {
-    let s = tunnel.stats.snapshot();
-    let keys = tunnel.keys.current();
+    let s = tunnel.snapshot();
     let mut line = format!(
         "{} live connections, {} since start, {} failed; key{} ",
         s.active,
         s.total,
-        s.failed,
-        if keys.len() == 1 { "" } else { "s" },
+        s.failed_total(),
+        if s.keys.len() == 1 { "" } else { "s" },
     );
     // A -d end says how many connections each key has authenticated since it was loaded: after a
     // rotation, whether anyone is still on the old key. (An -e end has one key, and says no more.)
     let counted = tunnel.settings.mode == Mode::Decrypt;
-    let names: Vec<String> = keys
-        .usage()
+    let names: Vec<String> = s
+        .keys
+        .iter()
         .map(
             |(key, used)| {
                 if counted { format!("{key} ({used} connections since loaded)") } else { key.to_string() }
@@ -133,12 +133,12 @@ pub fn status_line(tunnel: &Tunnel) -> String {
         .collect();
     line.push_str(&names.join(", "));
     // What the units' reload command waits for: the count it saw before, plus one.
-    if let Some((n, outcome)) = s.reload {
-        let outcome = match outcome {
+    if let Some(reload) = s.reload {
+        let outcome = match reload.outcome {
             Reload::Ok => "ok",
             Reload::Failed => "failed",
         };
-        line.push_str(&format!("; reload {n} {outcome}"));
+        line.push_str(&format!("; reload {} {outcome}", reload.count));
     }
     line
 }

@@ -56,6 +56,7 @@ pub mod framing;
 pub mod native;
 mod psk;
 
+pub use crypto::BACKENDS;
 pub use crypto::aead::BackendUnavailable;
 pub use framing::{Open, Opened, Record, RecordError, Seal};
 pub use psk::{FINGERPRINT_LABEL, FINGERPRINT_LEN, Fingerprint, PSK_LEN, Psk};
@@ -78,6 +79,16 @@ pub enum Protocol {
     Native,
     /// Classic spiped 1.x's: finite-field Diffie-Hellman, AES-256-CTR and HMAC-SHA256 packets.
     Classic,
+}
+
+impl Protocol {
+    /// Its name, as `--protocol` takes it and metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::Classic => "classic",
+        }
+    }
 }
 
 /// The wire protocols connections may use.

@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::keys::{self, KeyError};
 use crate::proto::Protocol;
+use crate::stats::Stats;
 use crate::tunnel::Dialer;
 use crate::tunnel::addr::{AddrError, SocketSpec, TargetAddrs};
 use crate::tunnel::connection::{self, ConnError, Initiator};
@@ -102,7 +103,9 @@ pub fn run(args: &Args) -> Result<(), SpipeError> {
         let _hangup = signal(SignalKind::hangup())?;
         pair.set_nonblocking(true)?;
         let plain = Stream::Unix(tokio::net::UnixStream::from_std(pair)?);
-        let initiator = Initiator { dialer: &dialer, psk: &loaded.psk, protocol, classic };
+        // Counted for no one: spipe has one connection and says how it went on standard error.
+        let stats = Stats::default();
+        let initiator = Initiator { dialer: &dialer, psk: &loaded.psk, protocol, classic, stats: &stats };
         Ok::<_, std::io::Error>(connection::initiate(plain, initiator, abort).await)
     });
     match carried.map_err(start("standard input and output"))? {

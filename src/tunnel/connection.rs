@@ -22,7 +22,9 @@ use super::shutdown::Abort;
 use super::stream::{ReadHalf, Stream, WriteHalf};
 use super::unproven::Ticket;
 use crate::proto::classic::{ForwardSecrecy, HandshakeError as ClassicError};
-use crate::proto::{Fingerprint, Open, Protocol, Protocols, Psk, Seal};
+use crate::proto::native::ProtoError;
+use crate::proto::{Fingerprint, Open, Protocol, Protocols, Psk, RecordError, Seal};
+use crate::stats::{Ending, Failure, Stats};
 
 /// Which end of the pipe this daemon is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +85,54 @@ impl ConnError {
             }
             ConnError::Handshake(HandshakeError::NotAccepted(_)) => Some("a protocol not accepted here"),
             ConnError::Handshake(HandshakeError::ClassicTarget) => Some("the target speaks classic spiped"),
-            ConnError::Handshake(HandshakeError::Io(_)) => Some("closed by the peer"),
+            ConnError::Handshake(HandshakeError::Io(_) | HandshakeError::Silent) => {
+                Some("closed by the peer")
+            }
             ConnError::HandshakeTimeout => Some("timed out"),
             ConnError::Evicted => Some("closed to make room"),
             _ => None,
+        }
+    }
+}
+
+impl ConnError {
+    /// Whether the peer closed without a byte: a port check, not a failed handshake.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, ConnError::Handshake(HandshakeError::Silent))
+    }
+
+    /// The reason a metric counts this failure under.
+    pub fn failure(&self) -> Failure {
+        match self {
+            ConnError::Handshake(
+                HandshakeError::Native(ProtoError::UnsupportedVersion(_) | ProtoError::NotNative)
+                | HandshakeError::NotAccepted(_)
+                | HandshakeError::ClassicTarget
+                | HandshakeError::Classic(ClassicError::NoForwardSecrecy),
+            ) => Failure::ProtocolMismatch,
+            ConnError::Handshake(HandshakeError::Native(_) | HandshakeError::Classic(_)) => {
+                Failure::HandshakeRefused
+            }
+            ConnError::Handshake(HandshakeError::Io(_) | HandshakeError::Silent) => Failure::HandshakeClosed,
+            ConnError::HandshakeTimeout => Failure::HandshakeTimeout,
+            ConnError::Evicted => Failure::Evicted,
+            ConnError::Target { .. } => Failure::TargetUnreachable,
+            ConnError::TargetTimeout => Failure::TargetTimeout,
+            ConnError::Pump(PumpError::Record(RecordError::Truncated)) => Failure::Truncated,
+            // A peer that holds the key sends none of these: they are altered records.
+            ConnError::Pump(PumpError::Record(
+                RecordError::Auth
+                | RecordError::TooShort(_)
+                | RecordError::BadLength(_)
+                | RecordError::UnknownType(_)
+                | RecordError::EndWithBody
+                | RecordError::AfterEnd
+                | RecordError::Failed,
+            )) => Failure::Tampered,
+            // Our own side's limits (the record counter): as rare as a socket failure, and as local.
+            ConnError::Pump(PumpError::Io(_) | PumpError::Record(_)) => Failure::SocketError,
+            ConnError::Pump(PumpError::DataAfterIdleClose | PumpError::EndUnsent) => Failure::IdleCloseFailed,
+            ConnError::Stopped => Failure::Stopped,
         }
     }
 }
@@ -102,26 +148,6 @@ pub struct Summary {
     pub key: Option<Fingerprint>,
     /// How it ended, for the log's `outcome`: closed cleanly on its own, or by this end's idle timeout.
     pub ending: Ending,
-}
-
-/// How a connection that did not fail ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// Each direction ended as its sender ended it: the client, the service, or the peer end (whose
-    /// idle close looks the same from here).
-    Clean,
-    /// This end's idle timeout (`--idle-timeout`) closed it: a policy end, closed cleanly, not a failure.
-    Idle,
-}
-
-impl Ending {
-    /// The word for it in the log's `outcome` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ending::Clean => "clean",
-            Ending::Idle => "idle",
-        }
-    }
 }
 
 /// What the accept loop hands a connection besides its socket.
@@ -158,6 +184,8 @@ pub struct Initiator<'a> {
     pub protocol: Protocol,
     /// What a classic connection does about forward secrecy (-f, -g).
     pub classic: ForwardSecrecy,
+    /// Where the handshake and the connect to the `-d` end are counted and timed.
+    pub stats: &'a Stats,
 }
 
 /// `-e`: the initiator's side of a connection, with the tunnel's settings.
@@ -167,8 +195,13 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
         Protocols::Both => Protocol::Native,
     };
     let keys = tunnel.keys.current();
-    let initiator =
-        Initiator { dialer: &tunnel.dialer, psk: keys.first(), protocol, classic: tunnel.settings.classic };
+    let initiator = Initiator {
+        dialer: &tunnel.dialer,
+        psk: keys.first(),
+        protocol,
+        classic: tunnel.settings.classic,
+        stats: &tunnel.stats,
+    };
     initiate_idling(plain, initiator, abort, tunnel.settings.idle_timeout).await
 }
 
@@ -195,9 +228,9 @@ async fn initiate_idling(
     mut abort: Abort,
     idle: Option<Duration>,
 ) -> Result<Summary, ConnError> {
-    let Initiator { dialer, psk, protocol, classic } = initiator;
+    let Initiator { dialer, psk, protocol, classic, stats } = initiator;
     let setup = async {
-        let (mut er, mut ew) = dialer.connect().await?.into_split();
+        let (mut er, mut ew) = dial(dialer, stats).await?.into_split();
         let hello = async {
             match protocol {
                 Protocol::Classic => {
@@ -208,8 +241,12 @@ async fn initiate_idling(
                 Protocol::Native => native::initiate(&mut er, &mut ew, psk).await.map(Pair::Native),
             }
         };
-        match before(Instant::now() + dialer.timeout, &mut None, hello).await {
-            Ok(established) => Ok((established, er, ew)),
+        let deadline = Instant::now() + dialer.timeout;
+        match before(deadline, &mut None, hello).await {
+            Ok(established) => {
+                stats.handshake_done(protocol, elapsed_since(deadline, dialer.timeout));
+                Ok((established, er, ew))
+            }
             Err(e) => {
                 ew.abort();
                 Err(e)
@@ -225,8 +262,8 @@ async fn initiate_idling(
         }
     };
     match established {
-        Pair::Native(pair) => encrypted(pair, plain, (er, ew), abort, idle).await,
-        Pair::Classic(pair) => encrypted(pair, plain, (er, ew), abort, idle).await,
+        Pair::Native(pair) => encrypted(pair, plain, (er, ew), abort, idle, stats).await,
+        Pair::Classic(pair) => encrypted(pair, plain, (er, ew), abort, idle, stats).await,
     }
 }
 
@@ -237,12 +274,13 @@ async fn encrypted<S: Seal, O: Open>(
     target: (ReadHalf, WriteHalf),
     abort: Abort,
     idle: Option<Duration>,
+    stats: &Stats,
 ) -> Result<Summary, ConnError> {
     let Established { sealer, opener, first: confirmation, .. } = established;
     // The key confirmation leaves with the client's first bytes when they are already here.
     let sealing = Direction { state: sealer, bytes: confirmation };
     let opening = Direction { state: opener, bytes: Vec::new() };
-    pump(sealing, opening, plain.into_split(), target, abort, idle.map(Watch::new)).await
+    pump(sealing, opening, plain.into_split(), target, abort, idle.map(Watch::new), stats).await
 }
 
 /// `-d`: tell the initiator's protocol from its first bytes, run that handshake as responder within
@@ -279,7 +317,15 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
     };
     let proven = unless_stopped(&mut abort, pin!(proof)).await;
     let established = match proven {
-        Ok(done) => done,
+        Ok(done) => {
+            let protocol = match &done {
+                Pair::Native(_) => Protocol::Native,
+                Pair::Classic(_) => Protocol::Classic,
+            };
+            let took = elapsed_since(deadline, tunnel.settings.unproven_timeout);
+            tunnel.stats.handshake_done(protocol, took);
+            done
+        }
         Err(e) => {
             ew.abort();
             return Err(e);
@@ -311,8 +357,8 @@ async fn decrypted<S: Seal, O: Open>(
     mut abort: Abort,
 ) -> Result<Summary, ConnError> {
     let target = async {
-        let permit = take_slot(limit).await;
-        Ok((permit, tunnel.dialer.connect().await?))
+        let permit = take_slot(limit, &tunnel.stats).await;
+        Ok((permit, dial(&tunnel.dialer, &tunnel.stats).await?))
     };
     let connected = unless_stopped(&mut abort, pin!(target)).await;
     let (_permit, target) = match connected {
@@ -337,7 +383,7 @@ async fn decrypted<S: Seal, O: Open>(
     let sealing = Direction { state: sealer, bytes: Vec::new() };
     let opening = Direction { state: opener, bytes: pending };
     let watch = tunnel.settings.idle_timeout.map(Watch::new);
-    pump(sealing, opening, (pr, pw), (er, ew), abort, watch).await
+    pump(sealing, opening, (pr, pw), (er, ew), abort, watch, &tunnel.stats).await
 }
 
 /// Where an accepted connection came from, for its PROXY header: read from the socket when the header
@@ -354,12 +400,28 @@ fn origin(accepted: &ReadHalf) -> Origin {
     }
 }
 
-/// Waits for a `-n` slot, if there is a limit.
-async fn take_slot(limit: Option<Arc<Semaphore>>) -> Option<OwnedSemaphorePermit> {
-    match limit {
-        Some(sem) => Some(sem.acquire_owned().await.expect("the connection limit is never closed")),
-        None => None,
+/// Waits for a `-n` slot, if there is a limit; a wait is counted as the limit being hit.
+async fn take_slot(limit: Option<Arc<Semaphore>>, stats: &Stats) -> Option<OwnedSemaphorePermit> {
+    let sem = limit?;
+    if let Ok(permit) = sem.clone().try_acquire_owned() {
+        return Some(permit);
     }
+    stats.limit_hit();
+    Some(sem.acquire_owned().await.expect("the connection limit is never closed"))
+}
+
+/// Connects to the target, timing it.
+async fn dial(dialer: &Dialer, stats: &Stats) -> Result<Stream, ConnError> {
+    let started = Instant::now();
+    let target = dialer.connect().await?;
+    stats.target_connected(started.elapsed());
+    Ok(target)
+}
+
+/// How long ago a step began that was given `bound` to finish by `deadline`: the deadline stands for
+/// the start, so a connection's state carries no second instant.
+fn elapsed_since(deadline: Instant, bound: Duration) -> Duration {
+    (Instant::now() + bound).saturating_duration_since(deadline)
 }
 
 /// Runs one step of a handshake until `deadline`, unless the connection (an unproven one, with a
@@ -415,6 +477,7 @@ async fn pump<S: Seal, O: Open>(
     (mut er, mut ew): (ReadHalf, WriteHalf),
     mut abort: Abort,
     mut watch: Option<Box<Watch>>,
+    stats: &Stats,
 ) -> Result<Summary, ConnError> {
     let (activity, mut timer) = match watch.as_deref_mut() {
         Some(watch) => {
@@ -428,8 +491,12 @@ async fn pump<S: Seal, O: Open>(
         // The directions are pinned here and polled in place: a future passed by value into another
         // is stored twice in the task, and these are the state of every idle connection.
         let lane = |side| activity.map(|activity| activity.lane(side));
-        let mut seal = pin!(seal_stream(sealing.state, sealing.bytes, &mut pr, &mut ew, lane(Side::Sealing)));
-        let mut open = pin!(open_stream(opening.state, opening.bytes, &mut er, &mut pw, lane(Side::Opening)));
+        let (to_peer, from_peer) = stats.byte_counters();
+        let seal = seal_stream(sealing.state, sealing.bytes, &mut pr, &mut ew, lane(Side::Sealing), to_peer);
+        let mut seal = pin!(seal);
+        let open =
+            open_stream(opening.state, opening.bytes, &mut er, &mut pw, lane(Side::Opening), from_peer);
+        let mut open = pin!(open);
         let (mut sealed, mut opened) = (None, None);
         // Each turn polls every direction still running: after a phase change, that is how they see it.
         loop {

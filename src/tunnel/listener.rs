@@ -18,6 +18,7 @@ use super::failures::FailureLog;
 use super::shutdown::abort_channel;
 use super::stream::{Stream, TcpOptions};
 use super::unproven::Unproven;
+use crate::stats::Ending;
 
 /// Shortest and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS, ...).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
@@ -78,7 +79,7 @@ impl Listener {
     }
 
     /// Accepts one connection; returns it with the peer's address, for the log.
-    async fn accept(&self) -> io::Result<(Stream, Peer)> {
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
             Listener::Tcp(l, accepted) => {
                 let (stream, peer) = l.accept().await?;
@@ -94,7 +95,7 @@ impl Listener {
 
 /// Who connected: a TCP peer's address, or nobody in particular on a unix socket.
 #[derive(Debug, Clone, Copy)]
-struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(Option<SocketAddr>);
 
 impl Peer {
     fn ip(self) -> Option<std::net::IpAddr> {
@@ -177,6 +178,7 @@ pub async fn run(
             (Some(sem), Mode::Encrypt) => match sem.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
+                    tunnel.stats.limit_hit();
                     tracing::warn!(
                         limit = tunnel.settings.max_connections,
                         "connection limit reached; new connections wait in the backlog"
@@ -234,13 +236,18 @@ pub async fn run(
             let elapsed = started.elapsed();
             match result {
                 Ok(s) => {
+                    tunnel.stats.ended(s.ending);
                     // One line per connection at its end: who, with which key, how long, how much each
                     // way (sealed: to the encrypted peer; opened: from it).
                     let key = s.key.map(|k| k.to_string());
-                    tracing::info!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, outcome = s.ending.as_str(), "connection closed")
+                    tracing::info!(%peer, key, sealed = s.sealed, opened = s.opened, ?elapsed, outcome = s.ending.label(), "connection closed")
+                }
+                Err(e) if e.is_silent() => {
+                    tunnel.stats.ended(Ending::Silent);
+                    tracing::debug!(%peer, ?elapsed, outcome = "silent", "{e}");
                 }
                 Err(e) => {
-                    tunnel.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tunnel.stats.failed(e.failure());
                     let in_full = match e.handshake_reason() {
                         Some(reason) => failures.note(peer.ip(), reason),
                         None => true,

@@ -25,6 +25,7 @@ pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, ru
 use crate::keys::KeyRing;
 use crate::proto::Protocols;
 use crate::proto::classic::ForwardSecrecy;
+use crate::stats::Snapshot;
 pub use crate::stats::Stats;
 
 /// Everything a connection needs to know, shared by all of them: what does not change while the
@@ -39,6 +40,14 @@ pub struct Tunnel {
     pub dialer: Dialer,
     /// Counters for logs and status.
     pub stats: Stats,
+}
+
+impl Tunnel {
+    /// The counters and the keys in force at one moment: what STATUS, `/metrics` and `/status` show.
+    pub fn snapshot(&self) -> Snapshot {
+        let keys = self.keys.current();
+        self.stats.snapshot(keys.usage())
+    }
 }
 
 /// What an end is told at start and keeps.

@@ -6,6 +6,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -82,6 +83,7 @@ pub async fn seal_stream<S, W>(
     from: &mut ReadHalf,
     to: &mut W,
     lane: Option<Lane<'_>>,
+    counted: &AtomicU64,
 ) -> Result<Carried, PumpError>
 where
     S: Seal,
@@ -132,6 +134,7 @@ where
             prefix = Vec::new();
         }
         carried += n as u64;
+        counted.fetch_add(n as u64, Ordering::Relaxed);
         layout = layout.after::<S>(n);
     }
     tx.seal_end(&mut prefix)?;
@@ -230,6 +233,7 @@ pub async fn open_stream<O, W>(
     from: &mut ReadHalf,
     to: &mut W,
     lane: Option<Lane<'_>>,
+    counted: &AtomicU64,
 ) -> Result<Carried, PumpError>
 where
     O: Open,
@@ -248,6 +252,7 @@ where
     loop {
         let mut at = 0;
         let mut ending = false;
+        let before = carried;
         while let Some(opened) = rx.open(&mut buf[at..])? {
             match opened.record {
                 Record::Data(data) if !data.is_empty() => {
@@ -260,6 +265,7 @@ where
             }
             at += opened.consumed;
         }
+        counted.fetch_add(carried - before, Ordering::Relaxed); // once per read, not per record
         if seen != Phase::Open && !ranges.is_empty() {
             return Err(PumpError::DataAfterIdleClose);
         }
@@ -414,6 +420,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte counter the tests' pumps add to (an end's is in its `Stats`).
+    static COUNTED: AtomicU64 = AtomicU64::new(0);
     use crate::proto::native::{self, Confirm, EphemeralKey, Initiator, Responder};
     use crate::proto::{Opened, Psk};
     use crate::tunnel::idle::{Side, Watch};
@@ -529,7 +538,7 @@ mod tests {
             let (mut from, _near_w, mut far_w) = readable_with_nothing(kind).await;
             let (tx, mut rx) = native_direction();
             let (mut to, mut wire) = tokio::io::duplex(64 * 1024);
-            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, None));
+            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, None, &COUNTED));
             assert_eq!(
                 poll_counting(sealing.as_mut()).await,
                 (false, 0),
@@ -553,7 +562,7 @@ mod tests {
             // With an idle lane, as under --idle-timeout: the wake-up marks it busy, the parking quiet.
             let mut watch = Watch::new(Duration::from_secs(3600));
             let lane = Some(watch.parts().0.lane(Side::Opening));
-            let mut opening = std::pin::pin!(open_stream(rx, Vec::new(), &mut from, &mut to, lane));
+            let mut opening = std::pin::pin!(open_stream(rx, Vec::new(), &mut from, &mut to, lane, &COUNTED));
             assert_eq!(
                 poll_counting(opening.as_mut()).await,
                 (false, 0),
@@ -582,8 +591,8 @@ mod tests {
             let (tx, rx) = native_direction();
             let (mut to, _plain) = tokio::io::duplex(1024);
             let done = match sealing {
-                true => seal_stream(tx, Vec::new(), &mut from, &mut to, None).await,
-                false => open_stream(rx, Vec::new(), &mut from, &mut to, None).await,
+                true => seal_stream(tx, Vec::new(), &mut from, &mut to, None, &COUNTED).await,
+                false => open_stream(rx, Vec::new(), &mut from, &mut to, None, &COUNTED).await,
             };
             let reset = matches!(&done, Err(PumpError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset);
             assert!(reset, "sealing {sealing}: {done:?}");
@@ -597,7 +606,8 @@ mod tests {
         let (mut to, mut plain) = tokio::io::duplex(1024);
         let mut watch = Watch::new(Duration::from_millis(20));
         let (activity, timer) = watch.parts();
-        let opening = open_stream(rx, Vec::new(), &mut from, &mut to, Some(activity.lane(Side::Opening)));
+        let opening =
+            open_stream(rx, Vec::new(), &mut from, &mut to, Some(activity.lane(Side::Opening)), &COUNTED);
         let mut opening = std::pin::pin!(opening);
         // As the pump, except that the timer stops after the idle close: the connection is never over,
         // so the late data finds the direction still waiting for the peer end's end of stream.
@@ -634,7 +644,7 @@ mod tests {
         client.write_all(b"8 bytes.").await.unwrap();
         let done = {
             let lane = Some(activity.lane(Side::Sealing));
-            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, lane));
+            let mut sealing = std::pin::pin!(seal_stream(tx, Vec::new(), &mut from, &mut to, lane, &COUNTED));
             // As the pump: every turn polls the direction again, so it sees each new phase.
             loop {
                 tokio::select! {

@@ -15,6 +15,8 @@
 //! - `pipe`: an `-e`/`-d` pair in front of a target.
 //! - `spipe`: the built `spipe` run to completion or in flight, its two checks (a clean end; exit 1 with
 //!   one line), our `-d` in front of a service, and the services: slow echo, digest sink, speaker, silent.
+//! - `http`: a plain HTTP GET over TCP or a unix socket.
+//! - `prometheus`: `promtool check metrics`, and a real Prometheus server that scrapes and answers queries.
 //! - `sshd`: a throwaway sshd on a loopback port with its own host and user keys, and a bounded runner.
 
 // Each test binary compiles this module and uses a different subset of it, so an item one binary
@@ -24,10 +26,12 @@
 
 pub mod classic;
 mod cmd;
+pub mod http;
 pub mod keys;
 mod notify;
 mod pipe;
 mod ports;
+pub mod prometheus;
 mod redis;
 mod running;
 mod servers;

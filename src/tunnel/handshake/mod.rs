@@ -32,6 +32,10 @@ pub enum HandshakeError {
          start this end with --protocol classic to talk to it"
     )]
     ClassicTarget,
+    /// `-d`: the peer closed the connection without sending a byte, as a port check does; no initiator
+    /// of either protocol does so.
+    #[error("closed by the peer before it sent anything (a port check)")]
+    Silent,
     /// The socket failed or the peer closed it before the handshake was over.
     #[error("peer closed the connection early ({0})")]
     Io(#[from] io::Error),
@@ -97,7 +101,11 @@ pub async fn detect(
     accepted: Protocols,
 ) -> Result<(Protocol, [u8; PREAMBLE_LEN]), HandshakeError> {
     let mut first = [0u8; PREAMBLE_LEN];
-    er.read_exact(&mut first).await?;
+    let n = er.read(&mut first).await?;
+    if n == 0 {
+        return Err(HandshakeError::Silent);
+    }
+    er.read_exact(&mut first[n..]).await?;
     let spoken = match Preamble::classify(&first) {
         Preamble::Native => Protocol::Native,
         Preamble::OtherVersion(version) => return Err(ProtoError::UnsupportedVersion(version).into()),
