@@ -105,6 +105,9 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
             Some((socket, file)) => {
                 let listener = Listener::from_std(socket, AcceptedOptions::Inherited)
                     .context("cannot use the metrics socket")?;
+                if let Some(addr) = &resolved.metrics {
+                    tracing::info!(address = %addr, "serving /metrics and /status");
+                }
                 let addresses = metrics::Addresses {
                     source: config.source_spec.to_string(),
                     target: config.target_spec.to_string(),

@@ -288,6 +288,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
             println!("{}", results.classic_targets_table());
         }
     }
+    if let Some(table) = results.metrics_table() {
+        println!("{table}");
+    }
     if m.flood {
         println!("{}", results.flood_table());
     }

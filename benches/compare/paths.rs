@@ -3,8 +3,13 @@
 //! where spiped-rs speaks classic spiped 1.x to itself or to Debian's spiped 1.6.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -32,10 +37,13 @@ pub enum Kind {
     /// spiped 1.6's `-e` to this project's `-d`: a `-d` host upgraded first, as docs/migrating.md
     /// advises.
     MixedD,
+    /// [`Kind::Ours`] with `--metrics` on both ends and a scraper reading both endpoints every second:
+    /// what metrics cost the data path.
+    OursMetrics,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Direct,
         Kind::Ours,
         Kind::Spiped16,
@@ -44,6 +52,7 @@ impl Kind {
         Kind::OursClassic,
         Kind::MixedE,
         Kind::MixedD,
+        Kind::OursMetrics,
     ];
 
     /// The column heading and JSON key.
@@ -57,6 +66,7 @@ impl Kind {
             Kind::OursClassic => "spiped-rs-classic",
             Kind::MixedE => "mixed-e",
             Kind::MixedD => "mixed-d",
+            Kind::OursMetrics => "spiped-rs-metrics",
         }
     }
 
@@ -68,7 +78,7 @@ impl Kind {
 
     /// Whether both ends are this project's: a failure there is ours, even in a smoke run.
     pub fn all_ours(self) -> bool {
-        matches!(self, Kind::Ours | Kind::OursClassic)
+        matches!(self, Kind::Ours | Kind::OursClassic | Kind::OursMetrics)
     }
 
     /// Whether the flood measure runs the path. The attacker is silent, so it meets the `-d` end
@@ -167,6 +177,9 @@ pub struct Pair {
     /// target's own port on the direct path.
     pub server_port: u16,
     pub ends: Vec<Daemon>,
+    /// The metrics scraper of [`Kind::OursMetrics`], held only to be stopped when the pair is dropped.
+    #[allow(dead_code, reason = "held for its Drop")]
+    pub scraper: Option<Scraper>,
 }
 
 impl Pair {
@@ -177,13 +190,23 @@ impl Pair {
 
     /// Starts a `kind` path in front of the loopback `target` port and waits until it listens.
     pub fn start(kind: Kind, env: &Env, target: u16, limits: Limits) -> Result<Self> {
-        let [front, middle] = free_ports(2)?[..] else { unreachable!() };
+        let [front, middle, metrics @ ..] = &free_ports(4)?[..] else { unreachable!() };
+        let (front, middle) = (*front, *middle);
         let (d, e) = match kind {
-            Kind::Direct => return Ok(Self { port: target, server_port: target, ends: Vec::new() }),
-            Kind::Ours | Kind::Spiped16 | Kind::OursClassic | Kind::MixedE | Kind::MixedD => {
+            Kind::Direct => {
+                return Ok(Self { port: target, server_port: target, ends: Vec::new(), scraper: None });
+            }
+            Kind::Ours
+            | Kind::Spiped16
+            | Kind::OursClassic
+            | Kind::MixedE
+            | Kind::MixedD
+            | Kind::OursMetrics => {
                 let classic = || env.classic.as_deref().context("no spiped 1.6");
                 let (d, e) = match kind {
-                    Kind::Ours | Kind::OursClassic => (env.ours.as_path(), env.ours.as_path()),
+                    Kind::Ours | Kind::OursClassic | Kind::OursMetrics => {
+                        (env.ours.as_path(), env.ours.as_path())
+                    }
                     Kind::MixedE => (classic()?, env.ours.as_path()),
                     Kind::MixedD => (env.ours.as_path(), classic()?),
                     _ => (classic()?, classic()?),
@@ -192,7 +215,13 @@ impl Pair {
                 if matches!(kind, Kind::OursClassic | Kind::MixedE) {
                     e.args(["--protocol", "classic"]);
                 }
-                (spiped(env, d, "-d", limits, middle, target), e)
+                let mut d = spiped(env, d, "-d", limits, middle, target);
+                if kind == Kind::OursMetrics {
+                    let [d_metrics, e_metrics] = metrics[..] else { unreachable!() };
+                    d.args(["--metrics", &format!("[127.0.0.1]:{d_metrics}")]);
+                    e.args(["--metrics", &format!("[127.0.0.1]:{e_metrics}")]);
+                }
+                (d, e)
             }
             Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
             Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
@@ -202,7 +231,8 @@ impl Pair {
         d.wait_listening(middle)?;
         let mut e = Daemon::spawn(&name("client"), &mut { e }, &env.dir)?;
         e.wait_listening(front)?;
-        Ok(Self { port: front, server_port: middle, ends: vec![e, d] })
+        let scraper = (kind == Kind::OursMetrics).then(|| Scraper::start(metrics.to_vec()));
+        Ok(Self { port: front, server_port: middle, ends: vec![e, d], scraper })
     }
 
     /// Fails, quoting its log, if one of the tunnel's processes has exited.
@@ -257,4 +287,45 @@ fn haproxy(env: &Env, accept: u16, connect: u16) -> Result<Command> {
     let mut cmd = Command::new(binary);
     cmd.arg("-db").arg("-f").arg(file);
     Ok(cmd)
+}
+
+/// Reads `/metrics` from each port once a second, as a Prometheus server would, until dropped.
+#[derive(Debug)]
+pub struct Scraper {
+    /// Set to stop the thread.
+    stop: Arc<AtomicBool>,
+    /// The thread, joined on drop.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(ports: Vec<u16>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                for port in &ports {
+                    let mut page = Vec::new();
+                    let scraped = TcpStream::connect(("127.0.0.1", *port)).and_then(|mut s| {
+                        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+                        s.read_to_end(&mut page)
+                    });
+                    if let Err(e) = scraped {
+                        eprintln!("scraper: port {port}: {e}");
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        Scraper { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -186,6 +186,16 @@ impl Results {
         Some(self.grid(&kinds, &ratios))
     }
 
+    /// spiped-rs with and without `--metrics` (scraped every second), and the ratio; `None` when the
+    /// metrics path did not run.
+    pub fn metrics_table(&self) -> Option<String> {
+        let kinds = [Kind::Ours, Kind::OursMetrics];
+        if !kinds.iter().all(|k| self.kinds.contains(k)) {
+            return None;
+        }
+        Some(self.grid(&kinds, &[(Kind::OursMetrics, Kind::Ours, "metrics/rs".to_owned())]))
+    }
+
     /// A table of the medians of `kinds`, then the ratio `a / b` for each `(a, b, heading)` of
     /// `ratios`; a row only for the measures taken on at least one of `kinds`.
     fn grid(&self, kinds: &[Kind], ratios: &[(Kind, Kind, String)]) -> String {
