@@ -15,7 +15,7 @@ use spiped::proto::{Protocol, Protocols, Psk};
 use spiped::tunnel::addr::{Addr, SocketSpec, TargetAddrs};
 use spiped::tunnel::stream::TcpOptions;
 use spiped::tunnel::{
-    self, AcceptedOptions, Dialer, Listener, Mode, Settings, Stats, StdListener, Tunnel, bind_tcp,
+    self, AcceptedOptions, Dialer, Listener, Mode, Parking, Settings, Stats, StdListener, Tunnel, bind_tcp,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -112,6 +112,7 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
             tcp,
         },
         stats: Stats::default(),
+        parking: Parking::new(0, Duration::from_secs(1)),
     });
     tokio::spawn(tunnel::run(listener, tunnel, std::future::pending(), std::future::pending()));
     Ok(addr)

@@ -15,7 +15,9 @@ use crate::reload;
 use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
-use crate::tunnel::{self, AcceptedOptions, Dialer, Listener, Settings, Stats, StdListener, Stopped, Tunnel};
+use crate::tunnel::{
+    self, AcceptedOptions, Dialer, Listener, Parking, Settings, Stats, StdListener, Stopped, Tunnel,
+};
 
 /// Runs the daemon until it is told to stop; says whether it drained or was stopped at once.
 ///
@@ -80,6 +82,7 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
             keys: KeyRing::new(keys),
             dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },
             stats: Stats::default(),
+            parking: Parking::new(config.max_parked, config.park_timeout),
         });
         let (first, second) =
             shutdown_signals(config.foreground).context("cannot install signal handlers")?;

@@ -136,6 +136,18 @@ pub struct Args {
     #[arg(long = "idle-timeout", value_name = "seconds", default_value = "0", value_parser = idle_seconds)]
     pub idle_timeout: Duration,
 
+    /// -d only: the most connections an -e end with --pool may keep parked here at once (connected and
+    /// authenticated, the target not yet contacted). They count apart from -n; one beyond it is
+    /// refused, and the -e end connects per client instead.
+    /// (Default 256.)
+    #[arg(long = "max-parked", value_name = "conns")]
+    pub max_parked: Option<usize>,
+
+    /// -d only: seconds a parked connection may wait for a client before this end retires it. Longer
+    /// than an -e end keeps a spare, so that spares are retired at the -e end first. (Default 120.)
+    #[arg(long = "park-timeout", value_name = "seconds", value_parser = timeout_seconds)]
+    pub park_timeout: Option<Duration>,
+
     /// Serve metrics for Prometheus at /metrics, and at /status a JSON summary whose status is 503 when
     /// the target does not accept a connection, on this address (`[1.2.3.4]:port`, or a unix socket
     /// path). Off by default. Anyone who can connect may read them (no key material is ever shown):
@@ -244,6 +256,12 @@ pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 /// scheduling, which on a loaded machine exceed a few milliseconds even on loopback, so a smaller
 /// timeout would fail connections for no fault of the peer.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// `--max-parked` unless given: room for the pools of a few dozen `-e` ends.
+pub const DEFAULT_MAX_PARKED: usize = 256;
+
+/// `--park-timeout` unless given.
+pub const DEFAULT_PARK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Largest number of seconds `-o` and `-r` take, about 31 years: large enough to mean "never", small
 /// enough that adding it to the clock cannot overflow.

@@ -42,6 +42,10 @@ pub struct Config {
     /// How long a connection may be idle before this end closes it (`--idle-timeout`); `None`, as in
     /// spiped, keeps idle connections for as long as their peers do.
     pub idle_timeout: Option<Duration>,
+    /// --max-parked (`-d`).
+    pub max_parked: usize,
+    /// --park-timeout (`-d`).
+    pub park_timeout: Duration,
     /// Where the pid goes when daemonized: -p, or `<source>.pid`.
     pub pid_file: PathBuf,
     /// -r / -R.
@@ -143,6 +147,12 @@ impl Config {
                     .into(),
             ));
         }
+        if mode == Mode::Encrypt && (args.max_parked.is_some() || args.park_timeout.is_some()) {
+            return Err(ConfigError::Invalid(
+                "--max-parked and --park-timeout are for a -d end, which holds the connections -e ends park"
+                    .into(),
+            ));
+        }
         let protocols = protocols_for(mode, args.protocol.map(Protocol::from));
         if args.fast && !protocols.allows(Protocol::Classic) {
             tracing::info!(
@@ -165,6 +175,8 @@ impl Config {
             max_connections: args.max_connections,
             timeout: args.timeout,
             idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+            max_parked: args.max_parked.unwrap_or(crate::cli::DEFAULT_MAX_PARKED),
+            park_timeout: args.park_timeout.unwrap_or(crate::cli::DEFAULT_PARK_TIMEOUT),
             reresolve: args.reresolve(),
             syslog: args.syslog,
             user: args.user.clone(),

@@ -35,11 +35,14 @@ pub enum Failure {
     IdleCloseFailed,
     /// The daemon was told to stop at once (a second signal).
     Stopped,
+    /// `-d`: an `-e` end put a parked connection to use as this end retired it; the client's
+    /// connection is reset, its bytes never delivered.
+    RetiredInUse,
 }
 
 impl Failure {
     /// Every reason, in the order of the counters.
-    pub const ALL: [Failure; 12] = [
+    pub const ALL: [Failure; 13] = [
         Failure::HandshakeRefused,
         Failure::ProtocolMismatch,
         Failure::HandshakeTimeout,
@@ -52,6 +55,7 @@ impl Failure {
         Failure::SocketError,
         Failure::IdleCloseFailed,
         Failure::Stopped,
+        Failure::RetiredInUse,
     ];
 
     /// The label value: short, stable, `snake_case`.
@@ -69,6 +73,7 @@ impl Failure {
             Failure::SocketError => "socket_error",
             Failure::IdleCloseFailed => "idle_close_failed",
             Failure::Stopped => "stopped",
+            Failure::RetiredInUse => "retired_in_use",
         }
     }
 
@@ -89,11 +94,14 @@ pub enum Ending {
     /// `-d`: closed by the peer before it sent a byte, as a port check does (an `-e` end's `/status`
     /// among them). No peer speaking either protocol does so.
     Silent,
+    /// A parked connection (`--pool`) that ended without being put to use: retired by either end,
+    /// or refused for want of room.
+    Unused,
 }
 
 impl Ending {
     /// Every ending, in the order of the counters.
-    pub const ALL: [Ending; 3] = [Ending::Clean, Ending::Idle, Ending::Silent];
+    pub const ALL: [Ending; 4] = [Ending::Clean, Ending::Idle, Ending::Silent, Ending::Unused];
 
     /// The word for it in the log's `outcome` field and the metrics' `outcome` label.
     pub fn label(self) -> &'static str {
@@ -101,6 +109,7 @@ impl Ending {
             Ending::Clean => "clean",
             Ending::Idle => "idle",
             Ending::Silent => "silent",
+            Ending::Unused => "unused",
         }
     }
 }
@@ -245,6 +254,8 @@ pub struct Snapshot {
     pub reload: Option<LastReload>,
     /// The keys in force, with the connections each authenticated (`-d`) while in force.
     pub keys: Vec<(Fingerprint, u64)>,
+    /// `-d`: connections parked now by `-e` ends with `--pool`.
+    pub parked: u64,
 }
 
 /// How many reloads there were and how the last one went.
@@ -309,6 +320,7 @@ impl Stats {
                 }),
             },
             keys: keys.collect(),
+            parked: 0,
         }
     }
 

@@ -98,6 +98,13 @@ fn a_timeout_that_overflows_or_is_not_a_number_is_refused() {
 }
 
 #[test]
+fn the_parking_options_of_a_d_end_are_refused_on_an_e_end() {
+    for (flag, value) in [("--max-parked", "4"), ("--park-timeout", "30")] {
+        usage_refused(&with("k", &[(flag, value)]), "--max-parked and --park-timeout are for a -d end");
+    }
+}
+
+#[test]
 fn port_zero_is_refused_for_the_source_and_the_target() {
     usage_refused(&with("k", &[("-s", "[127.0.0.1]:0")]), "-s `[127.0.0.1]:0` has port 0");
     usage_refused(&with("k", &[("-t", "[127.0.0.1]:0")]), "-t `[127.0.0.1]:0` has port 0");

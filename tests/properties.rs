@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use spiped::proto::native::{Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, ProtoError, Responder};
+use spiped::proto::native::{
+    Accepted, Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, ProtoError, Responder, Wake,
+};
 use spiped::proto::{Psk, Seal};
 
 fn psk() -> Psk {
@@ -119,5 +121,37 @@ proptest! {
         let (_, hello) = Initiator::start(&set.stranger, EphemeralKey::from_bytes(ei));
         let refused = Responder::accept(&set.keys, &hello, EphemeralKey::from_bytes(er)).map(|(_, _, index)| index);
         prop_assert_eq!(refused, Err(ProtoError::HandshakeAuth));
+    }
+
+    /// A parked connection (docs/PROTOCOL.md 4.6), put to use, carries any writes as any other
+    /// connection does, whatever the chunks they arrive in; the records that park it and put it to
+    /// use carry nothing of the stream.
+    #[test]
+    fn a_parked_connection_put_to_use_carries_the_same_plaintext(
+        writes in writes(),
+        pieces in prop::collection::vec(1usize..70_000, 1..16),
+    ) {
+        let mut rng = rand::rng();
+        let (initiator, hello) = Initiator::start(&psk(), EphemeralKey::generate(&mut rng));
+        let (unconfirmed, msg2, _) = Responder::accept(&[psk()], &hello, EphemeralKey::generate(&mut rng)).unwrap();
+        let mut i2r = Vec::new();
+        let spare = initiator.read_response_parked(&msg2, &mut i2r).unwrap();
+        let Confirm::Park { request, consumed } = unconfirmed.confirm(&mut i2r).unwrap() else {
+            panic!("a park request");
+        };
+        i2r.drain(..consumed);
+        let mut r2i = Vec::new();
+        let parked = request.accept(&mut r2i).unwrap();
+        let Accepted::Ready { ready, .. } = spare.accepted(&mut r2i).unwrap() else { panic!("parked") };
+        let (mut tx, _) = ready.take(&mut i2r).unwrap().split();
+        for w in &writes {
+            tx.seal_data(w, &mut i2r).unwrap();
+        }
+        tx.seal_end(&mut i2r).unwrap();
+        let Wake::Used { transport, data, consumed } = parked.wake(&mut i2r).unwrap() else { panic!("used") };
+        prop_assert!(data.is_empty());
+        let (_, mut rx) = transport.split();
+        let got = receive(&mut rx, &i2r[consumed..], &pieces);
+        prop_assert_eq!(got, Received { data: writes.concat(), error: None });
     }
 }

@@ -96,7 +96,7 @@ fn confirmation_waits_for_the_whole_record() {
     for cut in 0..RECORD_OVERHEAD {
         match unconfirmed.confirm(&mut wire[..cut].to_vec()).unwrap() {
             Confirm::NeedMore(u) => unconfirmed = u,
-            Confirm::Confirmed { .. } => panic!("confirmed from {cut} bytes"),
+            Confirm::Confirmed { .. } | Confirm::Park { .. } => panic!("confirmed from {cut} bytes"),
         }
     }
     let Confirm::Confirmed { transport, consumed, data } = unconfirmed.confirm(&mut wire).unwrap() else {

@@ -8,7 +8,7 @@ use common::*;
 use serde::Deserialize;
 use spiped::proto::native::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, PREAMBLE, PROLOGUE, PROTOCOL_NAME, ProtoError,
-    RECORD_OVERHEAD, Responder, Sealer, TYPE_DATA, TYPE_END,
+    RECORD_OVERHEAD, Responder, Sealer, TYPE_DATA, TYPE_END, Wake,
 };
 use spiped::proto::{Open, Psk, Record, RecordError, Seal};
 
@@ -202,6 +202,15 @@ fn run_fail_case(v: &Handshake, case: &FailCase) -> Result<(), String> {
             let (transport, consumed) = match unconfirmed.confirm(&mut stream).map_err(name)? {
                 Confirm::NeedMore(_) => return Err(record_error_name(RecordError::Truncated)),
                 Confirm::Confirmed { transport, consumed, .. } => (transport, consumed),
+                // A parked connection: accepted, then put to use by its next record.
+                Confirm::Park { request, consumed } => {
+                    let parked = request.accept(&mut Vec::new()).map_err(name)?;
+                    match parked.wake(&mut stream[consumed..]).map_err(name)? {
+                        Wake::NeedMore(_) => return Err(record_error_name(RecordError::Truncated)),
+                        Wake::Retired(_) => return Ok(()),
+                        Wake::Used { transport, consumed: used, .. } => (transport, consumed + used),
+                    }
+                }
             };
             let (_, mut rx) = transport.split();
             let got = receive(&mut rx, &stream[consumed..], &[stream.len()]);

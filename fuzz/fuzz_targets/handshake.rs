@@ -218,6 +218,7 @@ fn confirmed(
                             | RecordError::Auth
                             | RecordError::UnknownType(_)
                             | RecordError::EndWithBody
+                            | RecordError::MisplacedPark
                     ) | ProtoError::ConfirmationNotData
                 ),
                 "confirm: {e:?}"
@@ -225,6 +226,12 @@ fn confirmed(
             None
         }
         Ok(Confirm::NeedMore(_)) => None,
+        // A park record: only a holder of the key seals one, and the honest initiator here does not.
+        Ok(Confirm::Park { consumed, .. }) => {
+            assert_eq!(consumed, RECORD_OVERHEAD, "a park record has no body");
+            assert!(sealed.is_none(), "the honest confirmation is a data record");
+            None
+        }
         Ok(Confirm::Confirmed { transport, data, consumed }) => {
             assert_eq!(consumed, RECORD_OVERHEAD + data.len());
             if sealed.is_some() {

@@ -69,7 +69,9 @@ pub fn establish() -> Established {
             assert_eq!(consumed, wire.len(), "the confirmation record is all that was sent");
             Established { initiator, responder: transport }
         }
-        Confirm::NeedMore(_) => panic!("the whole confirmation record was in the buffer"),
+        Confirm::NeedMore(_) | Confirm::Park { .. } => {
+            panic!("the whole confirmation record was in the buffer, a data record")
+        }
     }
 }
 

@@ -110,6 +110,11 @@ fn families(s: &Snapshot, end: End) -> Vec<MetricFamily> {
             "The keys in force, by fingerprint (safe to show; it reveals nothing about the key); always 1.",
             s.keys.iter().map(|(key, _)| (vec![label("fingerprint", key)], 1.0)),
         ),
+        gauge(
+            "spiped_parked_connections",
+            "-d: connections parked by -e ends with --pool (authenticated, the target not yet contacted).",
+            [(Labels::new(), as_f64(s.parked))],
+        ),
         counter(
             "spiped_reloads_total",
             "Reloads (SIGHUP) attempted since start.",

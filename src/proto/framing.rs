@@ -40,6 +40,9 @@ pub enum RecordError {
     /// An end-of-stream record carried a body.
     #[error("end-of-stream record with a body")]
     EndWithBody,
+    /// A park record (docs/PROTOCOL.md, 4.6) where none may be, or with a body.
+    #[error("park record out of place, or with a body")]
+    MisplacedPark,
     /// Bytes arrived after the peer's authenticated end-of-stream.
     #[error("data after the peer's end-of-stream")]
     AfterEnd,

@@ -14,8 +14,10 @@ use tokio::time::{Instant, timeout_at};
 
 use super::Tunnel;
 use super::dial::Dialer;
+use super::handshake::native::Proven;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
 use super::idle::{self, Phase, Side, Timer, Watch};
+use super::parked;
 use super::proxy_header::{self, Origin};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
@@ -110,6 +112,9 @@ impl ConnError {
                 | HandshakeError::ClassicTarget
                 | HandshakeError::Classic(ClassicError::NoForwardSecrecy),
             ) => Failure::ProtocolMismatch,
+            ConnError::Handshake(HandshakeError::Native(ProtoError::PutToUseAfterRetired)) => {
+                Failure::RetiredInUse
+            }
             ConnError::Handshake(HandshakeError::Native(_) | HandshakeError::Classic(_)) => {
                 Failure::HandshakeRefused
             }
@@ -304,23 +309,23 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
                     ticket.hello_verified();
                 }
                 let confirmation = native::read_confirmation(&mut er, unconfirmed, key);
-                before(deadline, &mut ticket, confirmation).await.map(Pair::Native)
+                before(deadline, &mut ticket, confirmation).await
             }
             Protocol::Classic => {
                 // Boxed: its 288-byte messages would otherwise enlarge every native connection's state.
                 let y =
                     Box::pin(classic::respond(&mut er, &mut ew, keys.psks(), tunnel.settings.classic, first));
-                before(deadline, &mut ticket, y).await.map(Pair::Classic)
+                before(deadline, &mut ticket, y).await.map(|pair| Proven::Established(Pair::Classic(pair)))
             }
         }
         // The ticket drops here: the peer is proven and leaves the unproven connections.
     };
     let proven = unless_stopped(&mut abort, pin!(proof)).await;
-    let established = match proven {
+    let proven = match proven {
         Ok(done) => {
             let protocol = match &done {
-                Pair::Native(_) => Protocol::Native,
-                Pair::Classic(_) => Protocol::Classic,
+                Proven::Established(Pair::Classic(_)) => Protocol::Classic,
+                _ => Protocol::Native,
             };
             let took = elapsed_since(deadline, tunnel.settings.unproven_timeout);
             tunnel.stats.handshake_done(protocol, took);
@@ -329,6 +334,30 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
         Err(e) => {
             ew.abort();
             return Err(e);
+        }
+    };
+    let established = match proven {
+        Proven::Established(pair) => pair,
+        Proven::Park { request, pending, key } => {
+            // Boxed: only pooled connections wait here, and the rest should not carry its state.
+            let parked =
+                parked::hold((&mut er, &mut ew), request, pending, key, &tunnel.parking, abort.clone());
+            match Box::pin(parked).await {
+                Ok(Some(pair)) => Pair::Native(pair),
+                Ok(None) => {
+                    let fingerprint = keys.fingerprint(key);
+                    return Ok(Summary {
+                        sealed: 0,
+                        opened: 0,
+                        key: Some(fingerprint),
+                        ending: Ending::Unused,
+                    });
+                }
+                Err(e) => {
+                    ew.abort();
+                    return Err(e);
+                }
+            }
         }
     };
     let index = match &established {
@@ -573,6 +602,7 @@ mod tests {
                 tcp,
             },
             stats: Stats::default(),
+            parking: crate::tunnel::Parking::new(0, Duration::from_secs(1)),
         }
     }
 

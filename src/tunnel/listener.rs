@@ -261,6 +261,9 @@ pub async fn run(
     }
     drop(listener);
     drop(alive);
+    // Parked connections carry nothing: retired at once, they hold the drain up no longer than it
+    // takes to say so.
+    tunnel.parking.stop();
     let live = tunnel.stats.active.load(Ordering::Relaxed);
     if live > 0 {
         tracing::info!(live, "no longer accepting; waiting for live connections to finish");

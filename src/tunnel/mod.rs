@@ -8,6 +8,7 @@ pub mod failures;
 pub mod handshake;
 pub mod idle;
 pub mod listener;
+pub mod parked;
 pub mod proxy_header;
 pub mod pump;
 pub mod shutdown;
@@ -21,6 +22,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 pub use connection::Mode;
 pub use dial::Dialer;
 pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
+pub use parked::Parking;
 
 use crate::keys::KeyRing;
 use crate::proto::Protocols;
@@ -40,13 +42,15 @@ pub struct Tunnel {
     pub dialer: Dialer,
     /// Counters for logs and status.
     pub stats: Stats,
+    /// `-d`: the connections parked by `-e` ends with `--pool`, and the room for them.
+    pub parking: Parking,
 }
 
 impl Tunnel {
     /// The counters and the keys in force at one moment: what STATUS, `/metrics` and `/status` show.
     pub fn snapshot(&self) -> Snapshot {
         let keys = self.keys.current();
-        self.stats.snapshot(keys.usage())
+        Snapshot { parked: self.parking.parked(), ..self.stats.snapshot(keys.usage()) }
     }
 }
 

@@ -20,6 +20,10 @@ pub enum ProtoError {
     /// The initiator's first record, which confirms its key, was an end-of-stream instead of data.
     #[error("initiator's first record was not a data record")]
     ConfirmationNotData,
+    /// The initiator put a parked connection to use after this end had retired it (their records
+    /// crossed): the connection is reset and its data never delivered.
+    #[error("the initiator put a parked connection to use after it was retired here")]
+    PutToUseAfterRetired,
     /// The initiator's first record, which confirms its key, failed: altered, truncated or under
     /// another key.
     #[error("{0}")]

@@ -6,11 +6,12 @@ use core::fmt;
 use rand::CryptoRng;
 use zeroize::Zeroizing;
 
-use super::record::{Opener, Sealer, Transport};
+use super::park::{ParkRequest, Spare};
+use super::record::{First, Opener, Sealer, Transport};
 use super::symmetric::SymmetricState;
 use super::{DH_LEN, ProtoError, TAG_LEN};
 use crate::proto::crypto::x25519::{self as dh, Dh};
-use crate::proto::{Open, Psk, Record};
+use crate::proto::{Psk, Record};
 
 /// Marks the native protocol: the ASCII bytes `spipedN`.
 pub const MAGIC: [u8; 7] = *b"spipedN";
@@ -153,19 +154,31 @@ impl Initiator {
     /// # Errors
     /// [`ProtoError::NonContributory`] for a low-order key, [`ProtoError::HandshakeAuth`] when the
     /// responder does not hold the key or the message was altered.
-    pub fn read_response(
-        mut self,
-        msg2: &[u8; MSG2_LEN],
-        out: &mut Vec<u8>,
-    ) -> Result<Transport, ProtoError> {
+    pub fn read_response(self, msg2: &[u8; MSG2_LEN], out: &mut Vec<u8>) -> Result<Transport, ProtoError> {
+        let mut transport = self.finish(msg2)?;
+        transport.sealer_mut().seal_data(&[], out)?;
+        Ok(transport)
+    }
+
+    /// As [`Initiator::read_response`], for a connection to be parked (docs/PROTOCOL.md, 4.6): the key
+    /// confirmation appended to `out` is a park record, and the connection waits for the responder's.
+    ///
+    /// # Errors
+    /// As [`Initiator::read_response`].
+    pub fn read_response_parked(self, msg2: &[u8; MSG2_LEN], out: &mut Vec<u8>) -> Result<Spare, ProtoError> {
+        let mut transport = self.finish(msg2)?;
+        transport.sealer_mut().seal_park(out)?;
+        Ok(Spare::new(transport))
+    }
+
+    /// Message 2's tokens: both directions' keys once its tag verifies.
+    fn finish(mut self, msg2: &[u8; MSG2_LEN]) -> Result<Transport, ProtoError> {
         let (re, tag) = split_message(msg2);
         mix_e(&mut self.state, re);
         self.e.mix_dh(&mut self.state, re)?;
         self.state.decrypt_and_hash_empty(tag)?;
         let (to_responder, from_responder) = self.state.split();
-        let mut transport = Transport::new(Sealer::new(to_responder), Opener::new(from_responder));
-        transport.sealer_mut().seal_data(&[], out)?;
-        Ok(transport)
+        Ok(Transport::new(Sealer::new(to_responder), Opener::new(from_responder)))
     }
 }
 
@@ -240,6 +253,14 @@ pub struct Unconfirmed {
 pub enum Confirm<'a> {
     /// The buffer does not yet hold the whole first record: read more and call again.
     NeedMore(Unconfirmed),
+    /// The initiator is authenticated and asks to park the connection (docs/PROTOCOL.md, 4.6): the
+    /// target must not be contacted until it is put to use.
+    Park {
+        /// The request, to accept or refuse.
+        request: ParkRequest,
+        /// How many bytes of the buffer the park record took.
+        consumed: usize,
+    },
     /// The initiator is authenticated.
     Confirmed {
         /// Both directions, ready for records.
@@ -258,14 +279,15 @@ impl Unconfirmed {
     /// # Errors
     /// Any record error, or [`ProtoError::ConfirmationNotData`] if the first record is an end-of-stream.
     pub fn confirm(mut self, buf: &mut [u8]) -> Result<Confirm<'_>, ProtoError> {
-        match self.transport.opener_mut().open(buf)? {
+        match self.transport.opener_mut().open_as(buf, true)? {
             None => Ok(Confirm::NeedMore(self)),
-            Some(opened) => match opened.record {
-                Record::Data(data) => {
-                    Ok(Confirm::Confirmed { transport: self.transport, data, consumed: opened.consumed })
-                }
-                Record::End => Err(ProtoError::ConfirmationNotData),
-            },
+            Some((First::Record(Record::Data(data)), consumed)) => {
+                Ok(Confirm::Confirmed { transport: self.transport, data, consumed })
+            }
+            Some((First::Park, consumed)) => {
+                Ok(Confirm::Park { request: ParkRequest::new(self.transport), consumed })
+            }
+            Some((First::Record(Record::End), _)) => Err(ProtoError::ConfirmationNotData),
         }
     }
 }
@@ -286,6 +308,7 @@ pub(crate) mod internals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Open;
 
     fn key(name: &str) -> Psk {
         Psk::from_key_file(name.as_bytes())

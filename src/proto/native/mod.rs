@@ -4,6 +4,7 @@
 mod cipher;
 mod error;
 mod handshake;
+mod park;
 mod record;
 mod symmetric;
 
@@ -12,9 +13,10 @@ pub use handshake::{
     Confirm, EphemeralKey, HELLO_LEN, Initiator, MAGIC, MSG1_LEN, MSG2_LEN, PREAMBLE, PREAMBLE_LEN, PROLOGUE,
     PROTOCOL_NAME, Preamble, Responder, Unconfirmed, VERSION,
 };
+pub use park::{Accepted, Closing, ParkRequest, Parked, Ready, Retired, Retiring, Spare, Waiting, Wake};
 pub use record::{
     MAX_RECORD_DATA, Opener, RECORD_HEADER_LEN, RECORD_MAX_BODY, RECORD_MAX_CIPHERTEXT, RECORD_MAX_LEN,
-    RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Sealer, TYPE_DATA, TYPE_END, Transport, frame_len,
+    RECORD_MIN_CIPHERTEXT, RECORD_OVERHEAD, Sealer, TYPE_DATA, TYPE_END, TYPE_PARK, Transport, frame_len,
 };
 
 pub use crate::proto::crypto::aead::TAG_LEN;

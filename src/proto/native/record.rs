@@ -32,6 +32,8 @@ pub const MAX_RECORD_DATA: usize = RECORD_MAX_BODY;
 pub const TYPE_DATA: u8 = 0x00;
 /// Type byte of the authenticated end of stream for one direction.
 pub const TYPE_END: u8 = 0x01;
+/// Type byte of a parked connection's first record in each direction (docs/PROTOCOL.md, 4.6).
+pub const TYPE_PARK: u8 = 0x02;
 
 /// Offset of the type byte within a record.
 const TYPE_OFFSET: usize = RECORD_HEADER_LEN;
@@ -88,6 +90,11 @@ impl Sealer {
         }
         out.reserve(data.len() + data.len().div_ceil(MAX_RECORD_DATA) * RECORD_OVERHEAD);
         data.chunks(MAX_RECORD_DATA).try_for_each(|chunk| self.seal_record(TYPE_DATA, chunk, out))
+    }
+
+    /// Appends a [`TYPE_PARK`] record to `out`: a parked connection's first record.
+    pub(crate) fn seal_park(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.seal_record(TYPE_PARK, &[], out)
     }
 
     /// Seals a frame of any type byte; sealing [`TYPE_END`] finishes the direction.
@@ -208,6 +215,49 @@ impl Open for Opener {
     /// # Errors
     /// Every [`RecordError`] a record can cause; the direction is then dead and every later call fails.
     fn open<'a>(&mut self, buf: &'a mut [u8]) -> Result<Option<Opened<'a>>, RecordError> {
+        match self.open_as(buf, false)? {
+            None => Ok(None),
+            Some((First::Record(record), consumed)) => Ok(Some(Opened { record, consumed })),
+            // Never returned unless asked for: refused as out of place all the same.
+            Some((First::Park, _)) => Err(RecordError::MisplacedPark),
+        }
+    }
+
+    /// Called when the transport has closed, with whatever bytes were left unopened.
+    ///
+    /// # Errors
+    /// [`RecordError::Truncated`] unless the peer's end-of-stream arrived and nothing followed it: a
+    /// close without one must never pass for a clean end.
+    fn finish(&self, leftover: &[u8]) -> Result<(), RecordError> {
+        match self.state {
+            OpenerState::Ended if leftover.is_empty() => Ok(()),
+            OpenerState::Ended => Err(RecordError::AfterEnd),
+            OpenerState::Open => Err(RecordError::Truncated),
+            OpenerState::Failed => Err(RecordError::Failed),
+        }
+    }
+}
+
+/// What a direction's first record may be on a connection that may be parked.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum First<'a> {
+    /// A [`TYPE_PARK`] record.
+    Park,
+    /// Any other record.
+    Record(Record<'a>),
+}
+
+impl Opener {
+    /// Opens the record at the front of `buf` as [`Open::open`] does, and, where `park` allows it (a
+    /// direction's first record), takes a [`TYPE_PARK`] record too. Returns it with its length.
+    ///
+    /// # Errors
+    /// As [`Open::open`], and [`RecordError::MisplacedPark`] for a park record where none may be.
+    pub(crate) fn open_as<'a>(
+        &mut self,
+        buf: &'a mut [u8],
+        park: bool,
+    ) -> Result<Option<(First<'a>, usize)>, RecordError> {
         match self.state {
             OpenerState::Failed => return Err(RecordError::Failed),
             OpenerState::Ended if buf.is_empty() => return Ok(None),
@@ -232,30 +282,18 @@ impl Open for Opener {
         let consumed = RECORD_HEADER_LEN + usize::from(len);
         let (&mut kind, body) =
             plaintext.split_first_mut().expect("a ciphertext holds at least the type byte");
-        let record = match kind {
-            TYPE_DATA => Record::Data(body),
+        let first = match kind {
+            TYPE_DATA => First::Record(Record::Data(body)),
             TYPE_END if body.is_empty() => {
                 self.state = OpenerState::Ended;
-                Record::End
+                First::Record(Record::End)
             }
             TYPE_END => return self.fail(RecordError::EndWithBody),
+            TYPE_PARK if park && body.is_empty() => First::Park,
+            TYPE_PARK => return self.fail(RecordError::MisplacedPark),
             other => return self.fail(RecordError::UnknownType(other)),
         };
-        Ok(Some(Opened { record, consumed }))
-    }
-
-    /// Called when the transport has closed, with whatever bytes were left unopened.
-    ///
-    /// # Errors
-    /// [`RecordError::Truncated`] unless the peer's end-of-stream arrived and nothing followed it: a
-    /// close without one must never pass for a clean end.
-    fn finish(&self, leftover: &[u8]) -> Result<(), RecordError> {
-        match self.state {
-            OpenerState::Ended if leftover.is_empty() => Ok(()),
-            OpenerState::Ended => Err(RecordError::AfterEnd),
-            OpenerState::Open => Err(RecordError::Truncated),
-            OpenerState::Failed => Err(RecordError::Failed),
-        }
+        Ok(Some((first, consumed)))
     }
 }
 
@@ -341,14 +379,16 @@ mod tests {
     }
 
     #[test]
-    fn short_length_unknown_type_and_end_with_body_are_refused() {
+    fn short_length_unknown_type_end_with_body_and_a_stray_park_are_refused() {
         let (_, mut rx) = pair();
         assert_eq!(rx.open(&mut [0, 16, 0]), Err(RecordError::TooShort(16)));
 
         for (kind, body, expected) in [
-            (0x02, &b""[..], RecordError::UnknownType(2)),
+            (0x03, &b""[..], RecordError::UnknownType(3)),
             (0xff, b"x", RecordError::UnknownType(0xff)),
             (TYPE_END, b"x", RecordError::EndWithBody),
+            // A park record is taken only as a direction's first, and only where a caller asks.
+            (TYPE_PARK, b"", RecordError::MisplacedPark),
         ] {
             let (mut tx, mut rx) = pair();
             let mut frame = vec![0; RECORD_OVERHEAD + body.len()];
@@ -356,6 +396,12 @@ mod tests {
             tx.seal_kind(kind, &mut frame).unwrap();
             assert_eq!(rx.open(&mut frame), Err(expected));
         }
+
+        // Where a park record may come, one with a body is refused all the same.
+        let (mut tx, mut rx) = pair();
+        let mut frame = vec![0; RECORD_OVERHEAD + 1];
+        tx.seal_kind(TYPE_PARK, &mut frame).unwrap();
+        assert_eq!(rx.open_as(&mut frame, true), Err(RecordError::MisplacedPark));
     }
 
     #[test]

@@ -233,7 +233,21 @@ fn fail_record_vectors() -> Value {
             &cat(&[&confirm, &a, &at(2, TYPE_END, b""), &at(3, TYPE_DATA, b"late")]),
             "RecordAfterEnd",
         ),
-        fail_case("unknown_type", "i2r", &cat(&[&confirm, &at(1, 0x02, b"")]), "UnknownRecordType(2)"),
+        fail_case("unknown_type", "i2r", &cat(&[&confirm, &at(1, 0x03, b"")]), "UnknownRecordType(3)"),
+        // A park record (section 4.6) is only ever a direction's first record, and empty.
+        fail_case(
+            "park_after_confirmation",
+            "i2r",
+            &cat(&[&confirm, &at(1, TYPE_PARK, b"")]),
+            "MisplacedPark",
+        ),
+        fail_case("park_with_body", "i2r", &at(0, TYPE_PARK, b"x"), "MisplacedPark"),
+        fail_case(
+            "park_twice",
+            "i2r",
+            &cat(&[&at(0, TYPE_PARK, b""), &at(1, TYPE_PARK, b"")]),
+            "MisplacedPark",
+        ),
         fail_case("end_with_body", "i2r", &cat(&[&confirm, &at(1, TYPE_END, b"x")]), "EndWithBody"),
         fail_case("length_below_minimum", "i2r", &too_short, "RecordTooShort(16)"),
         fail_case("flipped_length_bit", "i2r", &cat(&[&confirm, &flip(&a, 10), &end]), "RecordAuth"),

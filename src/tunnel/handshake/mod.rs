@@ -156,7 +156,10 @@ mod tests {
             match detect(&mut rr, Protocols::Both).await? {
                 (Protocol::Native, first) => {
                     let (unconfirmed, key) = native::answer_hello(&mut rr, &mut rw, keys, first).await?;
-                    native::read_confirmation(&mut rr, unconfirmed, key).await.map(Pair::Native)
+                    match native::read_confirmation(&mut rr, unconfirmed, key).await? {
+                        native::Proven::Established(pair) => Ok(pair),
+                        native::Proven::Park { .. } => panic!("the initiator here never parks"),
+                    }
                 }
                 (Protocol::Classic, first) => {
                     classic::respond(&mut rr, &mut rw, keys, fs, first).await.map(Pair::Classic)

@@ -8,8 +8,8 @@ use tokio::time::timeout;
 
 use super::{Established, HandshakeError};
 use crate::proto::native::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, Responder, Sealer,
-    Unconfirmed, frame_len,
+    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, ParkRequest, Responder,
+    Sealer, Unconfirmed, frame_len,
 };
 use crate::proto::{Psk, RecordError};
 use crate::tunnel::stream::{ReadHalf, WriteHalf};
@@ -87,6 +87,22 @@ pub async fn answer_hello(
     Ok((unconfirmed, key))
 }
 
+/// What the initiator's first record proved.
+#[derive(Debug)]
+pub enum Proven {
+    /// The connection is established: contact the target.
+    Established(super::Pair),
+    /// The initiator (an `-e` end with `--pool`) asks to park it (docs/PROTOCOL.md, 4.6).
+    Park {
+        /// The request, to accept or refuse.
+        request: ParkRequest,
+        /// Bytes read after the park record.
+        pending: Vec<u8>,
+        /// The key the hello was made with.
+        key: usize,
+    },
+}
+
 /// `-d`, second half: reads the initiator's first record, which proves it holds the key and took
 /// part in this handshake. `key` is what [`answer_hello`] returned, passed on as [`Established::key`].
 ///
@@ -99,7 +115,7 @@ pub async fn read_confirmation(
     er: &mut ReadHalf,
     mut unconfirmed: Unconfirmed,
     key: usize,
-) -> Result<Native, HandshakeError> {
+) -> Result<Proven, HandshakeError> {
     let mut buf = Vec::with_capacity(CONFIRMATION_READ);
     loop {
         if er.read_buf(&mut buf).await? == 0 {
@@ -111,7 +127,12 @@ pub async fn read_confirmation(
                 let first = data.to_vec();
                 buf.drain(..consumed);
                 let (sealer, opener) = transport.split();
-                return Ok(Established { sealer, opener, first, pending: buf, key });
+                let pair = Established { sealer, opener, first, pending: buf, key };
+                return Ok(Proven::Established(super::Pair::Native(pair)));
+            }
+            Confirm::Park { request, consumed } => {
+                buf.drain(..consumed);
+                return Ok(Proven::Park { request, pending: buf, key });
             }
         }
         // Room for more, at most doubling what has arrived and never past the record's end.
