@@ -108,7 +108,7 @@ impl DelayLink {
                     Err(e) => eprintln!("delay link: {e}"),
                 }
             });
-            // Dropping the runtime cancels every connection's tasks and closes their sockets.
+            // Shutting the runtime down cancels every connection's tasks and closes their sockets.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
         Ok(Self { port, stats, stop: Some(stop), thread: Some(thread), clock })
