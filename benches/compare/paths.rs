@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::delay::DelayLink;
 use crate::procs::{Daemon, free_ports, run};
 
 /// One way from a client to a target.
@@ -93,6 +94,18 @@ impl Kind {
     /// connections through a spiped 1.6 end takes about 15 minutes.
     pub fn idles(self) -> bool {
         !matches!(self, Kind::Direct | Kind::MixedE | Kind::MixedD)
+    }
+
+    /// Whether the wan measure (issue 16) runs the path: the native ones a deployment chooses between
+    /// (the relay, the classic wire and metrics add nothing a round trip would show).
+    pub fn crosses_wan(self) -> bool {
+        matches!(self, Kind::Direct | Kind::Ours | Kind::Spiped16 | Kind::Stunnel)
+    }
+
+    /// Whether the path's `-e` end keeps a pool of ready connections (issue 16's `--pool`): the path
+    /// the wan targets bind. None does yet.
+    pub fn pooled(self) -> bool {
+        false
     }
 }
 
@@ -180,6 +193,9 @@ pub struct Pair {
     /// The metrics scraper of [`Kind::OursMetrics`], held only to be stopped when the pair is dropped.
     #[allow(dead_code, reason = "held for its Drop")]
     pub scraper: Option<Scraper>,
+    /// The delay link where the network is (between the client side and the server side), on a path
+    /// started across a WAN: held to be stopped with the pair, and read for what it measured.
+    pub link: Option<DelayLink>,
 }
 
 impl Pair {
@@ -190,11 +206,28 @@ impl Pair {
 
     /// Starts a `kind` path in front of the loopback `target` port and waits until it listens.
     pub fn start(kind: Kind, env: &Env, target: u16, limits: Limits) -> Result<Self> {
+        Self::start_across(kind, env, target, limits, None)
+    }
+
+    /// [`Pair::start`], with a delay link of round-trip time `rtt` (when given) where the network
+    /// is: between the client-side end and the server-side end, or between the client and the target
+    /// on the direct path.
+    pub fn start_across(
+        kind: Kind,
+        env: &Env,
+        target: u16,
+        limits: Limits,
+        rtt: Option<Duration>,
+    ) -> Result<Self> {
         let [front, middle, metrics @ ..] = &free_ports(4)?[..] else { unreachable!() };
         let (front, middle) = (*front, *middle);
+        let far = if kind == Kind::Direct { target } else { middle };
+        let link = rtt.map(|rtt| DelayLink::start(far, rtt)).transpose()?;
+        // Where the client side connects to reach the server side.
+        let hop = link.as_ref().map_or(far, |link| link.port);
         let (d, e) = match kind {
             Kind::Direct => {
-                return Ok(Self { port: target, server_port: target, ends: Vec::new(), scraper: None });
+                return Ok(Self { port: hop, server_port: target, ends: Vec::new(), scraper: None, link });
             }
             Kind::Ours
             | Kind::Spiped16
@@ -211,7 +244,7 @@ impl Pair {
                     Kind::MixedD => (env.ours.as_path(), classic()?),
                     _ => (classic()?, classic()?),
                 };
-                let mut e = spiped(env, e, "-e", Limits::Unlimited, front, middle);
+                let mut e = spiped(env, e, "-e", Limits::Unlimited, front, hop);
                 if matches!(kind, Kind::OursClassic | Kind::MixedE) {
                     e.args(["--protocol", "classic"]);
                 }
@@ -223,8 +256,8 @@ impl Pair {
                 }
                 (d, e)
             }
-            Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
-            Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
+            Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, hop)?),
+            Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, hop)?),
         };
         let name = |end: &str| format!("{}-{end}-{front}", kind.name());
         let mut d = Daemon::spawn(&name("server"), &mut { d }, &env.dir)?;
@@ -232,7 +265,7 @@ impl Pair {
         let mut e = Daemon::spawn(&name("client"), &mut { e }, &env.dir)?;
         e.wait_listening(front)?;
         let scraper = (kind == Kind::OursMetrics).then(|| Scraper::start(metrics.to_vec()));
-        Ok(Self { port: front, server_port: middle, ends: vec![e, d], scraper })
+        Ok(Self { port: front, server_port: middle, ends: vec![e, d], scraper, link })
     }
 
     /// Fails, quoting its log, if one of the tunnel's processes has exited.
