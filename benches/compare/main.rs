@@ -123,6 +123,9 @@ impl Measures {
     /// Whether `kind` takes part in any measure asked for: the flood runs only some spiped paths,
     /// and idle memory and the wan measure not every path.
     fn wants(self, kind: Kind) -> bool {
+        if kind.pooled() {
+            return self.wan;
+        }
         self.bulk
             || self.redis
             || (self.idle && kind.idles())

@@ -41,10 +41,13 @@ pub enum Kind {
     /// [`Kind::Ours`] with `--metrics` on both ends and a scraper reading both endpoints every second:
     /// what metrics cost the data path.
     OursMetrics,
+    /// [`Kind::Ours`] with `--pool` on the `-e` end (issue 16): spares parked at the `-d` end, so a new
+    /// client's first bytes leave at once. Run by the wan measure only.
+    OursPool,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Direct,
         Kind::Ours,
         Kind::Spiped16,
@@ -54,6 +57,7 @@ impl Kind {
         Kind::MixedE,
         Kind::MixedD,
         Kind::OursMetrics,
+        Kind::OursPool,
     ];
 
     /// The column heading and JSON key.
@@ -68,6 +72,7 @@ impl Kind {
             Kind::MixedE => "mixed-e",
             Kind::MixedD => "mixed-d",
             Kind::OursMetrics => "spiped-rs-metrics",
+            Kind::OursPool => "spiped-rs-pool",
         }
     }
 
@@ -79,7 +84,7 @@ impl Kind {
 
     /// Whether both ends are this project's: a failure there is ours, even in a smoke run.
     pub fn all_ours(self) -> bool {
-        matches!(self, Kind::Ours | Kind::OursClassic | Kind::OursMetrics)
+        matches!(self, Kind::Ours | Kind::OursClassic | Kind::OursMetrics | Kind::OursPool)
     }
 
     /// Whether the flood measure runs the path. The attacker is silent, so it meets the `-d` end
@@ -99,15 +104,18 @@ impl Kind {
     /// Whether the wan measure (issue 16) runs the path: the native ones a deployment chooses between
     /// (the relay, the classic wire and metrics add nothing a round trip would show).
     pub fn crosses_wan(self) -> bool {
-        matches!(self, Kind::Direct | Kind::Ours | Kind::Spiped16 | Kind::Stunnel)
+        matches!(self, Kind::Direct | Kind::Ours | Kind::Spiped16 | Kind::Stunnel | Kind::OursPool)
     }
 
     /// Whether the path's `-e` end keeps a pool of ready connections (issue 16's `--pool`): the path
-    /// the wan targets bind. None does yet.
+    /// the wan targets bind.
     pub fn pooled(self) -> bool {
-        false
+        self == Kind::OursPool
     }
 }
+
+/// Spares the pooled path's `-e` end keeps.
+pub const POOL: usize = 160;
 
 /// The programs and files every pair is started with.
 pub struct Env {
@@ -234,10 +242,11 @@ impl Pair {
             | Kind::OursClassic
             | Kind::MixedE
             | Kind::MixedD
-            | Kind::OursMetrics => {
+            | Kind::OursMetrics
+            | Kind::OursPool => {
                 let classic = || env.classic.as_deref().context("no spiped 1.6");
                 let (d, e) = match kind {
-                    Kind::Ours | Kind::OursClassic | Kind::OursMetrics => {
+                    Kind::Ours | Kind::OursClassic | Kind::OursMetrics | Kind::OursPool => {
                         (env.ours.as_path(), env.ours.as_path())
                     }
                     Kind::MixedE => (classic()?, env.ours.as_path()),
@@ -247,6 +256,11 @@ impl Pair {
                 let mut e = spiped(env, e, "-e", Limits::Unlimited, front, hop);
                 if matches!(kind, Kind::OursClassic | Kind::MixedE) {
                     e.args(["--protocol", "classic"]);
+                }
+                if kind == Kind::OursPool {
+                    // Enough spares for redis-benchmark's 50 clients, each back for a new connection
+                    // every round trip, while spares take about three round trips to make.
+                    e.args(["--pool", &POOL.to_string()]);
                 }
                 let mut d = spiped(env, d, "-d", limits, middle, target);
                 if kind == Kind::OursMetrics {

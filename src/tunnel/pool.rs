@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Tunnel;
 use super::connection::ConnError;
@@ -88,23 +88,32 @@ impl Pool {
     /// Keeps the pool filled until dropped (the end stops).
     pub async fn keep_filled(self: Arc<Self>, tunnel: Arc<Tunnel>) {
         let mut making = JoinSet::new();
-        let mut backoff = Duration::ZERO;
+        // After a failure no spare is made before `retry_at`; each failure in a row doubles `delay`.
+        let (mut delay, mut retry_at) = (Duration::ZERO, None::<Instant>);
         let (mut unanswered, mut ever_accepted) = (0, false);
+        let period = SWEEP.min(self.idle / 2);
+        let mut next_sweep = Instant::now();
         while self.is_on() {
-            self.sweep();
-            if backoff.is_zero() {
+            let now = Instant::now();
+            // A sweep probes every spare: on its own schedule, not at every spare made or taken.
+            if now >= next_sweep {
+                self.sweep();
+                next_sweep = now + period;
+            }
+            if retry_at.is_none_or(|at| now >= at) {
+                retry_at = None;
                 while self.ready() as usize + making.len() < self.size {
                     let tunnel = tunnel.clone();
                     making.spawn(async move { make(&tunnel).await });
                 }
             }
-            let pause = if backoff.is_zero() { SWEEP.min(self.idle / 2) } else { backoff };
+            let wake = retry_at.map_or(next_sweep, |at| at.min(next_sweep));
             tokio::select! {
                 () = self.taken.notified() => {}
-                () = sleep(pause) => backoff = Duration::ZERO,
+                () = sleep_until(wake) => {}
                 Some(made) = making.join_next() => match made {
                     Ok(Ok(spare)) if self.is_on() => {
-                        (backoff, unanswered, ever_accepted) = (Duration::ZERO, 0, true);
+                        (delay, unanswered, ever_accepted) = (Duration::ZERO, 0, true);
                         self.lock().push_back(spare);
                     }
                     Ok(Ok(spare)) => retire(spare),
@@ -121,8 +130,9 @@ impl Pool {
                                 return;
                             }
                         }
-                        tracing::debug!("--pool: cannot make a spare connection: {e}");
-                        backoff = (backoff * 2).clamp(BACKOFF.0, BACKOFF.1);
+                        delay = (delay * 2).clamp(BACKOFF.0, BACKOFF.1);
+                        retry_at = Some(Instant::now() + delay);
+                        tracing::debug!("--pool: cannot make a spare connection: {e}; next try in {delay:?}");
                     }
                     Err(e) => tracing::warn!("--pool: a task making a spare failed: {e}"),
                 },
