@@ -113,6 +113,7 @@ async fn start_end(mode: Mode, psk: &Psk, target: SocketAddr) -> Result<SocketAd
         },
         stats: Stats::default(),
         parking: Parking::new(0, Duration::from_secs(1)),
+        pool: None,
     });
     tokio::spawn(tunnel::run(listener, tunnel, std::future::pending(), std::future::pending()));
     Ok(addr)

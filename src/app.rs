@@ -16,7 +16,7 @@ use crate::systemd;
 use crate::tunnel::addr::{Addr, TargetAddrs};
 use crate::tunnel::stream::TcpOptions;
 use crate::tunnel::{
-    self, AcceptedOptions, Dialer, Listener, Parking, Settings, Stats, StdListener, Stopped, Tunnel,
+    self, AcceptedOptions, Dialer, Listener, Parking, Pool, Settings, Stats, StdListener, Stopped, Tunnel,
 };
 
 /// Runs the daemon until it is told to stop; says whether it drained or was stopped at once.
@@ -83,7 +83,9 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
             dialer: Dialer { target, bind: resolved.bind, timeout: config.timeout, tcp },
             stats: Stats::default(),
             parking: Parking::new(config.max_parked, config.park_timeout),
+            pool: (config.pool > 0).then(|| Arc::new(Pool::new(config.pool, config.pool_idle))),
         });
+        let filler = tunnel.pool.clone().map(|pool| tokio::spawn(pool.keep_filled(tunnel.clone())));
         let (first, second) =
             shutdown_signals(config.foreground).context("cannot install signal handlers")?;
         // Caught from before READY=1: a SIGHUP from then on reloads, and never kills the daemon.
@@ -122,6 +124,9 @@ pub fn run(config: Config) -> anyhow::Result<Stopped> {
         let stopped = tunnel::run(listener, tunnel, drain, second).await;
         informer.abort();
         reloader.abort();
+        if let Some(filler) = filler {
+            filler.abort();
+        }
         if let Some((server, socket_file)) = metrics {
             server.abort();
             drop(socket_file);

@@ -136,6 +136,18 @@ pub struct Args {
     #[arg(long = "idle-timeout", value_name = "seconds", default_value = "0", value_parser = idle_seconds)]
     pub idle_timeout: Duration,
 
+    /// -e only: keep this many spare connections to the -d end, connected and authenticated (parked
+    /// there, the service not yet contacted), so that a new client's first bytes leave at once: across
+    /// a network, its first reply comes one round trip sooner than with a direct connection. 0 (the
+    /// default) for none. The -d end must be spiped-rs with parked connections (this release or later).
+    #[arg(long = "pool", value_name = "conns", default_value_t = 0)]
+    pub pool: usize,
+
+    /// -e only: seconds a spare is kept before it is retired and replaced (default 60). Keep it below
+    /// the -d end's --park-timeout.
+    #[arg(long = "pool-idle", value_name = "seconds", value_parser = timeout_seconds)]
+    pub pool_idle: Option<Duration>,
+
     /// -d only: the most connections an -e end with --pool may keep parked here at once (connected and
     /// authenticated, the target not yet contacted). They count apart from -n; one beyond it is
     /// refused, and the -e end connects per client instead.
@@ -259,6 +271,9 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// `--max-parked` unless given: room for the pools of a few dozen `-e` ends.
 pub const DEFAULT_MAX_PARKED: usize = 256;
+
+/// `--pool-idle` unless given: half the `-d` end's default `--park-timeout`.
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// `--park-timeout` unless given.
 pub const DEFAULT_PARK_TIMEOUT: Duration = Duration::from_secs(120);

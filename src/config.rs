@@ -42,6 +42,10 @@ pub struct Config {
     /// How long a connection may be idle before this end closes it (`--idle-timeout`); `None`, as in
     /// spiped, keeps idle connections for as long as their peers do.
     pub idle_timeout: Option<Duration>,
+    /// --pool (`-e`): spares to keep; 0 for none.
+    pub pool: usize,
+    /// --pool-idle (`-e`).
+    pub pool_idle: Duration,
     /// --max-parked (`-d`).
     pub max_parked: usize,
     /// --park-timeout (`-d`).
@@ -153,6 +157,17 @@ impl Config {
                     .into(),
             ));
         }
+        if mode == Mode::Decrypt && (args.pool > 0 || args.pool_idle.is_some()) {
+            return Err(ConfigError::Invalid(
+                "--pool and --pool-idle are for an -e end, which keeps spare connections to its -d end"
+                    .into(),
+            ));
+        }
+        if args.pool > 0 && args.protocol == Some(crate::cli::ProtocolArg::Classic) {
+            return Err(ConfigError::Invalid(
+                "--pool needs the native protocol: classic spiped cannot park connections".into(),
+            ));
+        }
         let protocols = protocols_for(mode, args.protocol.map(Protocol::from));
         if args.fast && !protocols.allows(Protocol::Classic) {
             tracing::info!(
@@ -175,6 +190,8 @@ impl Config {
             max_connections: args.max_connections,
             timeout: args.timeout,
             idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+            pool: args.pool,
+            pool_idle: args.pool_idle.unwrap_or(crate::cli::DEFAULT_POOL_IDLE),
             max_parked: args.max_parked.unwrap_or(crate::cli::DEFAULT_MAX_PARKED),
             park_timeout: args.park_timeout.unwrap_or(crate::cli::DEFAULT_PARK_TIMEOUT),
             reresolve: args.reresolve(),

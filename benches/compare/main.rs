@@ -9,6 +9,7 @@
 //! cargo bench --bench compare -- --smoke       # a quick pass over everything (CI); figures mean little
 //! cargo bench --bench compare -- --rounds 5 --seconds 10 --idle 1000 --json run.json --only spiped-rs,direct
 //! cargo bench --bench compare -- --measures flood --flood-seconds 20   # the flood measure alone
+//! cargo bench --bench compare -- --measures wan --rtt-ms 20 --wan-connections 200 --wan-requests 2000
 //! ```
 //!
 //! Each round takes every measure on every path before the next measure, starting from a different
@@ -17,16 +18,23 @@
 //! The flood measure (flood.rs) runs the spiped paths (all but mixed-e, whose `-d` end is spiped
 //! 1.6's as on the spiped-1.6 path), each with its `-d` end at the daemon's defaults, quiet, under a
 //! burst of silent connections and under a steady flood of them.
+//! The wan measure (wan.rs, issue 16) puts a delay link (delay.rs) of round-trip time `--rtt-ms`
+//! between the client side and the server side of direct, spiped-rs, spiped 1.6 and stunnel, and
+//! times new connections' first replies and redis-benchmark `-k 0`, once per round.
 //! It needs redis-server, redis-tools and iperf3; spiped, stunnel4 and haproxy are compared when
 //! installed.
-//! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` skips it.
+//! A benchmark, not a test: it asserts nothing about its figures. `cargo test --benches` runs only
+//! the delay link's own check (bytes intact both ways, half-closes passed on; no timing).
 
 mod attacker;
+mod clock;
+mod delay;
 mod flood;
 mod measure;
 mod paths;
 mod procs;
 mod report;
+mod wan;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -54,13 +62,19 @@ struct Options {
     measures: Measures,
     /// How long each flood condition lasts on each path.
     flood_seconds: u64,
+    /// The wan measure's round-trip time, in milliseconds.
+    rtt_ms: u64,
+    /// New connections the wan measure times one after another, per path and round.
+    wan_connections: usize,
+    /// Requests of each of SET and GET redis-benchmark `-k 0` makes in the wan measure.
+    wan_requests: u32,
     /// `--smoke`: a pass that shows every measure runs on every path; a failure on a path with
     /// another program's end (a peer such as spiped 1.6 missing a connection, on the spiped-1.6,
     /// mixed-e or mixed-d path) is reported but does not fail the run.
     smoke: bool,
 }
 
-/// The measures a run takes (`--measures bulk,redis,idle,flood`; all by default).
+/// The measures a run takes (`--measures bulk,redis,idle,flood,wan`; all by default).
 #[derive(Clone, Copy)]
 struct Measures {
     /// iperf3 both ways, in the rounds.
@@ -71,36 +85,52 @@ struct Measures {
     idle: bool,
     /// Legitimate connections under a flood of silent ones.
     flood: bool,
+    /// New connections across a delay link (issue 16), in the rounds.
+    wan: bool,
 }
 
 impl Measures {
-    const ALL: Measures = Measures { bulk: true, redis: true, idle: true, flood: true };
+    const ALL: Measures = Measures { bulk: true, redis: true, idle: true, flood: true, wan: true };
 
     fn parse(list: &str) -> Result<Self> {
-        let mut m = Measures { bulk: false, redis: false, idle: false, flood: false };
+        let mut m = Measures { bulk: false, redis: false, idle: false, flood: false, wan: false };
         for name in list.split(',') {
             match name {
                 "bulk" => m.bulk = true,
                 "redis" => m.redis = true,
                 "idle" => m.idle = true,
                 "flood" => m.flood = true,
-                other => bail!("unknown measure {other:?}: bulk, redis, idle or flood"),
+                "wan" => m.wan = true,
+                other => bail!("unknown measure {other:?}: bulk, redis, idle, flood or wan"),
             }
         }
         Ok(m)
     }
 
     fn names(self) -> Vec<&'static str> {
-        [(self.bulk, "bulk"), (self.redis, "redis"), (self.idle, "idle"), (self.flood, "flood")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect()
+        [
+            (self.bulk, "bulk"),
+            (self.redis, "redis"),
+            (self.idle, "idle"),
+            (self.flood, "flood"),
+            (self.wan, "wan"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
     }
 
     /// Whether `kind` takes part in any measure asked for: the flood runs only some spiped paths,
-    /// and idle memory not every path.
+    /// and idle memory and the wan measure not every path.
     fn wants(self, kind: Kind) -> bool {
-        self.bulk || self.redis || (self.idle && kind.idles()) || (self.flood && kind.floods())
+        if kind.pooled() {
+            return self.wan;
+        }
+        self.bulk
+            || self.redis
+            || (self.idle && kind.idles())
+            || (self.flood && kind.floods())
+            || (self.wan && kind.crosses_wan())
     }
 }
 
@@ -115,6 +145,9 @@ impl Options {
             requests: [4000, 50_000, 10_000],
             measures: Measures::ALL,
             flood_seconds: 20,
+            rtt_ms: wan::RTT_MS,
+            wan_connections: 200,
+            wan_requests: 2000,
             smoke: false,
         };
         let mut args = args.iter().filter(|a| *a != "--bench");
@@ -124,6 +157,7 @@ impl Options {
                 "--smoke" => {
                     (o.rounds, o.seconds, o.idle, o.requests) = (1, 1, vec![100], [300, 3000, 1000]);
                     o.flood_seconds = 2;
+                    (o.wan_connections, o.wan_requests) = (5, 200);
                     o.smoke = true;
                 }
                 "--rounds" => o.rounds = value()?.parse()?,
@@ -133,6 +167,9 @@ impl Options {
                 "--only" => o.only = Some(value()?.split(',').map(String::from).collect()),
                 "--measures" => o.measures = Measures::parse(value()?)?,
                 "--flood-seconds" => o.flood_seconds = value()?.parse()?,
+                "--rtt-ms" => o.rtt_ms = value()?.parse()?,
+                "--wan-connections" => o.wan_connections = value()?.parse()?,
+                "--wan-requests" => o.wan_requests = value()?.parse()?,
                 other => bail!("unknown argument {other:?} (see benches/compare/main.rs)"),
             }
         }
@@ -144,13 +181,15 @@ fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         println!("compare: a benchmark, not a test; run it with `cargo bench --bench compare`");
+        delay::check().context("the delay link's check")?;
+        println!("compare: the delay link passes bytes intact both ways, half-closes included");
         return Ok(());
     }
     let options = Options::parse(&args)?;
     let m = options.measures;
     for (tool, package, needed) in [
         ("redis-server", "redis-server", true),
-        ("redis-benchmark", "redis-tools", m.redis),
+        ("redis-benchmark", "redis-tools", m.redis || m.wan),
         ("iperf3", "iperf3", m.bulk),
     ] {
         if needed && Command::new(tool).arg("--version").output().is_err() {
@@ -230,6 +269,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     results.derive_added_latency();
     drop(paths);
 
+    let wan_seconds =
+        if m.wan { wan_rounds(options, &env, &kinds, redis_port, &mut results, &mut failed)? } else { 0.0 };
+
     for condition in Condition::ALL.into_iter().filter(|_| m.flood) {
         for &kind in kinds.iter().filter(|k| k.floods()) {
             eprintln!("flood: {} {}, {} s", kind.name(), condition.label(), options.flood_seconds);
@@ -278,7 +320,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         options.seconds,
         options.flood_seconds
     );
-    println!("{}", results.table());
+    if let Some(table) = results.table() {
+        println!("{table}");
+    }
     if results.has_targets() {
         println!("{}", results.targets_table());
     }
@@ -291,6 +335,16 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     if let Some(table) = results.metrics_table() {
         println!("{table}");
     }
+    if let Some(table) = results.wan_table() {
+        println!(
+            "across a WAN (issue 16): a delay link of R = {} ms between client side and server side\n{table}",
+            options.rtt_ms
+        );
+        println!("{}", results.wan_targets_table());
+        if let Some(line) = results.wan_sanity(options.rtt_ms) {
+            println!("{line}\n");
+        }
+    }
     if m.flood {
         println!("{}", results.flood_table());
     }
@@ -299,7 +353,9 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
     let about = json!({ "machine": machine, "cores": cores, "unix_time": started, "rounds": options.rounds,
                         "iperf3_seconds": options.seconds, "requests": options.requests, "idle_counts": idle,
                         "measures": m.names(), "flood_seconds": options.flood_seconds,
-                        "flood_burst": flood::BURST, "flood_per_second": flood::RATE });
+                        "flood_burst": flood::BURST, "flood_per_second": flood::RATE,
+                        "wan_rtt_ms": options.rtt_ms, "wan_connections": options.wan_connections,
+                        "wan_requests": options.wan_requests, "wan_seconds": wan_seconds });
     let file =
         options.json.clone().unwrap_or_else(|| PathBuf::from(format!("target/bench/compare-{started}.json")));
     if let Some(parent) = file.parent() {
@@ -321,6 +377,52 @@ fn run(options: &Options, dir: &std::path::Path, files: u64) -> Result<()> {
         bail!("{} measurements failed; the table is incomplete:\n  {}", failed.len(), lines.join("\n  "));
     }
     Ok(())
+}
+
+/// The wan measure's rounds: each path of `kinds` that crosses a WAN, started with a delay link in
+/// front of redis, measured once a round, starting from a different path each round. Returns how long
+/// it took, in seconds.
+///
+/// # Errors
+/// When a path's delay link cannot start; a failed measure is recorded in `failed` instead.
+fn wan_rounds(
+    options: &Options,
+    env: &Env,
+    kinds: &[Kind],
+    redis_port: u16,
+    results: &mut Results,
+    failed: &mut Vec<(Kind, String)>,
+) -> Result<f64> {
+    let started = std::time::Instant::now();
+    let rtt = std::time::Duration::from_millis(options.rtt_ms);
+    let mut paths = Vec::new();
+    for &kind in kinds.iter().filter(|k| k.crosses_wan()) {
+        match Pair::start_across(kind, env, redis_port, Limits::Unlimited, Some(rtt)) {
+            Ok(pair) => paths.push((kind, pair)),
+            Err(e) => fail(failed, kind, format!("wan: {e:#}")),
+        }
+    }
+    for round in 0..options.rounds {
+        let mut order: Vec<_> = paths.iter().collect();
+        let first = round % order.len().max(1);
+        order.rotate_left(first);
+        for (kind, pair) in order {
+            eprintln!(
+                "wan, round {} of {}: {}, R = {} ms",
+                round + 1,
+                options.rounds,
+                kind.name(),
+                options.rtt_ms
+            );
+            let measured = wan::measure(pair, *kind, options.wan_connections, options.wan_requests, results);
+            if let Err(e) = measured {
+                fail(failed, *kind, format!("wan: {e:#}"));
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("wan: {seconds:.0} s");
+    Ok(seconds)
 }
 
 /// Records a failed measure on `kind`'s path (`what`: the measure and the error) and says so at once.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::delay::DelayLink;
 use crate::procs::{Daemon, free_ports, run};
 
 /// One way from a client to a target.
@@ -40,10 +41,13 @@ pub enum Kind {
     /// [`Kind::Ours`] with `--metrics` on both ends and a scraper reading both endpoints every second:
     /// what metrics cost the data path.
     OursMetrics,
+    /// [`Kind::Ours`] with `--pool` on the `-e` end (issue 16): spares parked at the `-d` end, so a new
+    /// client's first bytes leave at once. Run by the wan measure only.
+    OursPool,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Direct,
         Kind::Ours,
         Kind::Spiped16,
@@ -53,6 +57,7 @@ impl Kind {
         Kind::MixedE,
         Kind::MixedD,
         Kind::OursMetrics,
+        Kind::OursPool,
     ];
 
     /// The column heading and JSON key.
@@ -67,6 +72,7 @@ impl Kind {
             Kind::MixedE => "mixed-e",
             Kind::MixedD => "mixed-d",
             Kind::OursMetrics => "spiped-rs-metrics",
+            Kind::OursPool => "spiped-rs-pool",
         }
     }
 
@@ -78,7 +84,7 @@ impl Kind {
 
     /// Whether both ends are this project's: a failure there is ours, even in a smoke run.
     pub fn all_ours(self) -> bool {
-        matches!(self, Kind::Ours | Kind::OursClassic | Kind::OursMetrics)
+        matches!(self, Kind::Ours | Kind::OursClassic | Kind::OursMetrics | Kind::OursPool)
     }
 
     /// Whether the flood measure runs the path. The attacker is silent, so it meets the `-d` end
@@ -94,7 +100,22 @@ impl Kind {
     pub fn idles(self) -> bool {
         !matches!(self, Kind::Direct | Kind::MixedE | Kind::MixedD)
     }
+
+    /// Whether the wan measure (issue 16) runs the path: the native ones a deployment chooses between
+    /// (the relay, the classic wire and metrics add nothing a round trip would show).
+    pub fn crosses_wan(self) -> bool {
+        matches!(self, Kind::Direct | Kind::Ours | Kind::Spiped16 | Kind::Stunnel | Kind::OursPool)
+    }
+
+    /// Whether the path's `-e` end keeps a pool of ready connections (issue 16's `--pool`): the path
+    /// the wan targets bind.
+    pub fn pooled(self) -> bool {
+        self == Kind::OursPool
+    }
 }
+
+/// Spares the pooled path's `-e` end keeps.
+pub const POOL: usize = 160;
 
 /// The programs and files every pair is started with.
 pub struct Env {
@@ -180,6 +201,9 @@ pub struct Pair {
     /// The metrics scraper of [`Kind::OursMetrics`], held only to be stopped when the pair is dropped.
     #[allow(dead_code, reason = "held for its Drop")]
     pub scraper: Option<Scraper>,
+    /// The delay link where the network is (between the client side and the server side), on a path
+    /// started across a WAN: held to be stopped with the pair, and read for what it measured.
+    pub link: Option<DelayLink>,
 }
 
 impl Pair {
@@ -190,30 +214,53 @@ impl Pair {
 
     /// Starts a `kind` path in front of the loopback `target` port and waits until it listens.
     pub fn start(kind: Kind, env: &Env, target: u16, limits: Limits) -> Result<Self> {
+        Self::start_across(kind, env, target, limits, None)
+    }
+
+    /// [`Pair::start`], with a delay link of round-trip time `rtt` (when given) where the network
+    /// is: between the client-side end and the server-side end, or between the client and the target
+    /// on the direct path.
+    pub fn start_across(
+        kind: Kind,
+        env: &Env,
+        target: u16,
+        limits: Limits,
+        rtt: Option<Duration>,
+    ) -> Result<Self> {
         let [front, middle, metrics @ ..] = &free_ports(4)?[..] else { unreachable!() };
         let (front, middle) = (*front, *middle);
+        let far = if kind == Kind::Direct { target } else { middle };
+        let link = rtt.map(|rtt| DelayLink::start(far, rtt)).transpose()?;
+        // Where the client side connects to reach the server side.
+        let hop = link.as_ref().map_or(far, |link| link.port);
         let (d, e) = match kind {
             Kind::Direct => {
-                return Ok(Self { port: target, server_port: target, ends: Vec::new(), scraper: None });
+                return Ok(Self { port: hop, server_port: target, ends: Vec::new(), scraper: None, link });
             }
             Kind::Ours
             | Kind::Spiped16
             | Kind::OursClassic
             | Kind::MixedE
             | Kind::MixedD
-            | Kind::OursMetrics => {
+            | Kind::OursMetrics
+            | Kind::OursPool => {
                 let classic = || env.classic.as_deref().context("no spiped 1.6");
                 let (d, e) = match kind {
-                    Kind::Ours | Kind::OursClassic | Kind::OursMetrics => {
+                    Kind::Ours | Kind::OursClassic | Kind::OursMetrics | Kind::OursPool => {
                         (env.ours.as_path(), env.ours.as_path())
                     }
                     Kind::MixedE => (classic()?, env.ours.as_path()),
                     Kind::MixedD => (env.ours.as_path(), classic()?),
                     _ => (classic()?, classic()?),
                 };
-                let mut e = spiped(env, e, "-e", Limits::Unlimited, front, middle);
+                let mut e = spiped(env, e, "-e", Limits::Unlimited, front, hop);
                 if matches!(kind, Kind::OursClassic | Kind::MixedE) {
                     e.args(["--protocol", "classic"]);
+                }
+                if kind == Kind::OursPool {
+                    // Enough spares for redis-benchmark's 50 clients, each back for a new connection
+                    // every round trip, while spares take about three round trips to make.
+                    e.args(["--pool", &POOL.to_string()]);
                 }
                 let mut d = spiped(env, d, "-d", limits, middle, target);
                 if kind == Kind::OursMetrics {
@@ -223,8 +270,8 @@ impl Pair {
                 }
                 (d, e)
             }
-            Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, middle)?),
-            Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, middle)?),
+            Kind::Stunnel => (stunnel(env, false, middle, target)?, stunnel(env, true, front, hop)?),
+            Kind::Relay => (haproxy(env, middle, target)?, haproxy(env, front, hop)?),
         };
         let name = |end: &str| format!("{}-{end}-{front}", kind.name());
         let mut d = Daemon::spawn(&name("server"), &mut { d }, &env.dir)?;
@@ -232,7 +279,7 @@ impl Pair {
         let mut e = Daemon::spawn(&name("client"), &mut { e }, &env.dir)?;
         e.wait_listening(front)?;
         let scraper = (kind == Kind::OursMetrics).then(|| Scraper::start(metrics.to_vec()));
-        Ok(Self { port: front, server_port: middle, ends: vec![e, d], scraper })
+        Ok(Self { port: front, server_port: middle, ends: vec![e, d], scraper, link })
     }
 
     /// Fails, quoting its log, if one of the tunnel's processes has exited.

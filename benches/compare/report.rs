@@ -1,5 +1,6 @@
-//! Samples, their medians, the ratio tables (the native paths, and the classic-wire paths against
-//! spiped 1.6), the targets from issues 6 and 12, the flood goal from issue 11, and the JSON record.
+//! Samples, their medians, the ratio tables (the native paths, the classic-wire paths against
+//! spiped 1.6, and the paths across a WAN), the targets from issues 6, 12 and 16, the flood goal
+//! from issue 11, and the JSON record.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::flood::{self, Condition, Flood, GOAL_MEDIAN_MS};
 use crate::paths::Kind;
+use crate::wan;
 
 /// Every sample of one measure, by path, in the order they were taken.
 struct Metric {
@@ -29,7 +31,7 @@ fn describe(key: &str) -> (String, bool) {
     if let Some(n) = key.strip_prefix("idle_kib_per_conn_") {
         return (format!("idle memory at {n} conns, KiB/conn"), false);
     }
-    if let Some(described) = flood::describe(key) {
+    if let Some(described) = flood::describe(key).or_else(|| wan::describe(key)) {
         return described;
     }
     let (label, higher) = match key {
@@ -74,6 +76,11 @@ const CLASSIC_TABLE: [Kind; 4] = [Kind::Spiped16, Kind::OursClassic, Kind::Mixed
 /// The bulk measures, one each way.
 const BULK: [&str; 2] = ["bulk_up_gbit_s", "bulk_down_gbit_s"];
 
+/// Whether a measure's key is one of the wan measure's, which have a table of their own.
+fn is_wan(key: &str) -> bool {
+    key.starts_with("wan_")
+}
+
 fn median(samples: &[f64]) -> Option<f64> {
     let mut v = samples.to_vec();
     v.sort_by(f64::total_cmp);
@@ -108,9 +115,10 @@ impl Results {
         self.floods.push((kind, run));
     }
 
-    /// Whether the targets of issue 6 have anything to show: some measure besides the flood ran.
+    /// Whether the targets of issue 6 have anything to show: some measure besides the flood and the
+    /// wan measure ran.
     pub fn has_targets(&self) -> bool {
-        self.metrics.iter().any(|m| !m.key.starts_with("flood_"))
+        self.metrics.iter().any(|m| !m.key.starts_with("flood_") && !is_wan(&m.key))
     }
 
     /// Records one sample; measures appear in the table in the order first recorded.
@@ -155,15 +163,19 @@ impl Results {
         }
     }
 
-    /// The native paths' medians as a table, with spiped-rs's ratios against the others.
-    pub fn table(&self) -> String {
+    /// The native paths' medians as a table, with spiped-rs's ratios against the others; `None` when
+    /// only the wan measure ran.
+    pub fn table(&self) -> Option<String> {
+        if !self.metrics.iter().any(|m| !is_wan(&m.key)) {
+            return None;
+        }
         let kinds: Vec<Kind> = self.kinds.iter().copied().filter(|k| NATIVE_TABLE.contains(k)).collect();
         let ratios: Vec<(Kind, Kind, String)> = kinds
             .iter()
             .filter(|k| **k != Kind::Ours)
             .map(|k| (Kind::Ours, *k, format!("rs/{}", k.name().trim_end_matches("-1.6"))))
             .collect();
-        self.grid(&kinds, &ratios)
+        Some(self.grid(&kinds, &ratios, |key| !is_wan(key)))
     }
 
     /// The classic-wire paths' medians, each path's ratio against spiped 1.6 at both ends, and the
@@ -183,7 +195,7 @@ impl Results {
         .collect();
         ratios.push((Kind::OursClassic, Kind::Ours, "classic/rs".to_owned()));
         ratios.retain(|(kind, other, _)| self.kinds.contains(kind) && self.kinds.contains(other));
-        Some(self.grid(&kinds, &ratios))
+        Some(self.grid(&kinds, &ratios, |key| !is_wan(key)))
     }
 
     /// spiped-rs with and without `--metrics` (scraped every second), and the ratio; `None` when the
@@ -193,23 +205,29 @@ impl Results {
         if !kinds.iter().all(|k| self.kinds.contains(k)) {
             return None;
         }
-        Some(self.grid(&kinds, &[(Kind::OursMetrics, Kind::Ours, "metrics/rs".to_owned())]))
+        Some(
+            self.grid(&kinds, &[(Kind::OursMetrics, Kind::Ours, "metrics/rs".to_owned())], |key| {
+                !is_wan(key)
+            }),
+        )
     }
 
     /// A table of the medians of `kinds`, then the ratio `a / b` for each `(a, b, heading)` of
-    /// `ratios`; a row only for the measures taken on at least one of `kinds`.
-    fn grid(&self, kinds: &[Kind], ratios: &[(Kind, Kind, String)]) -> String {
+    /// `ratios`; a row only for the measures whose key `rows` accepts, taken on at least one of `kinds`.
+    fn grid(&self, kinds: &[Kind], ratios: &[(Kind, Kind, String)], rows: impl Fn(&str) -> bool) -> String {
         let width = |kind: &Kind| kind.name().len().max(10) + 1;
         let mut out = format!("{:<42}", "measure (median)");
         for kind in kinds {
             write!(out, "{:>w$}", kind.name(), w = width(kind)).unwrap();
         }
+        // At least 12 wide, and two spaces more than the heading.
+        let ratio_width = |heading: &str| (heading.len() + 2).max(12);
         for (_, _, heading) in ratios {
-            write!(out, "{heading:>12}").unwrap();
+            write!(out, "{heading:>w$}", w = ratio_width(heading)).unwrap();
         }
         out.push('\n');
         for metric in &self.metrics {
-            if !kinds.iter().any(|k| metric.samples.contains_key(k.name())) {
+            if !rows(&metric.key) || !kinds.iter().any(|k| metric.samples.contains_key(k.name())) {
                 continue;
             }
             write!(out, "{:<42}", describe(&metric.key).0).unwrap();
@@ -218,13 +236,77 @@ impl Results {
                 let median = self.median(&metric.key, *kind).map_or("-".into(), shown);
                 write!(out, "{median:>w$}", w = width(kind)).unwrap();
             }
-            for (kind, other, _) in ratios {
+            for (kind, other, heading) in ratios {
                 let ratio = self.ratio_of(&metric.key, *kind, *other);
-                write!(out, "{:>12}", ratio.map_or("-".into(), |r| format!("{r:.2}x"))).unwrap();
+                let shown = ratio.map_or("-".into(), |r| format!("{r:.2}x"));
+                write!(out, "{shown:>w$}", w = ratio_width(heading)).unwrap();
             }
             out.push('\n');
         }
         out
+    }
+
+    /// The paths across a WAN (issue 16): each one's medians, and its ratios against direct TCP and
+    /// against spiped 1.6; `None` when the wan measure did not run.
+    pub fn wan_table(&self) -> Option<String> {
+        let kinds: Vec<Kind> = self.kinds.iter().copied().filter(|k| k.crosses_wan()).collect();
+        if !self.metrics.iter().any(|m| is_wan(&m.key)) {
+            return None;
+        }
+        let short = |kind: Kind| kind.name().trim_start_matches("spiped-").to_owned();
+        let mut ratios = Vec::new();
+        for other in [Kind::Direct, Kind::Spiped16].into_iter().filter(|k| kinds.contains(k)) {
+            for &kind in kinds.iter().filter(|k| **k != other) {
+                ratios.push((kind, other, format!("{}/{}", short(kind), short(other))));
+            }
+        }
+        Some(self.grid(&kinds, &ratios, is_wan))
+    }
+
+    /// Issue 16's targets, each with the pooled path's ratio ("-" when none ran) beside spiped-rs's
+    /// without the pool.
+    pub fn wan_targets(&self) -> Vec<Target> {
+        let pooled = self.kinds.iter().copied().find(|k| k.pooled());
+        let target = |what, keys: &[&str], other, goal, higher| {
+            let worst = |kind| self.worst(keys, kind, other, higher);
+            Target { what, ours: pooled.and_then(worst), beside: vec![worst(Kind::Ours)], goal, higher }
+        };
+        let first_reply = ["wan_first_reply_p50_ms"];
+        vec![
+            target("time to first reply, median, vs direct", &first_reply, Kind::Direct, 0.6, false),
+            target("time to first reply, median, vs spiped 1.6", &first_reply, Kind::Spiped16, 0.4, false),
+            target(
+                "redis -k 0 SET and GET, 50 clients, vs direct",
+                &["wan_set_rps", "wan_get_rps"],
+                Kind::Direct,
+                1.5,
+                true,
+            ),
+        ]
+    }
+
+    /// Issue 16's targets, met or not (none can be without a pooled path), beside spiped-rs's ratios.
+    pub fn wan_targets_table(&self) -> String {
+        targets_table("target (with --pool)", &["spiped-rs, no pool"], &self.wan_targets())
+    }
+
+    /// Two lines on the delay link itself, from the direct path: what the client timed from connect
+    /// to PONG and what the link timed from accept to the first byte back, against the 2R a direct
+    /// connection costs, and how late the link's timers fired. `None` without the direct path's figures.
+    pub fn wan_sanity(&self, rtt_ms: u64) -> Option<String> {
+        let direct = |key| self.median(key, Kind::Direct).map_or("-".into(), figure);
+        self.median("wan_first_reply_p50_ms", Kind::Direct)?;
+        Some(format!(
+            "delay link on the direct path, against 2R = {} ms (1R handshake + 1R request):\n  \
+             connect to PONG {} ms (the client's timing), accept to first byte back {} ms (the link's); \
+             timers late p50 {} ms, p99 {} ms, p99 under redis-benchmark -k 0 {} ms",
+            2 * rtt_ms,
+            direct("wan_first_reply_p50_ms"),
+            direct("wan_link_first_reply_p50_ms"),
+            direct("wan_link_late_p50_ms"),
+            direct("wan_link_late_p99_ms"),
+            direct("wan_link_late_load_p99_ms"),
+        ))
     }
 
     /// The worst over `keys` of the ratio `kind / other` (the lowest where higher is better), when
@@ -361,6 +443,14 @@ impl Results {
                         "higher_is_better": t.higher })
             })
             .collect();
+        let wan_targets: Vec<Value> = self
+            .wan_targets()
+            .into_iter()
+            .map(|t| {
+                json!({ "target": t.what, "pooled_ratio": t.ours, "spiped_rs_ratio": t.beside[0],
+                        "goal": t.goal, "higher_is_better": t.higher })
+            })
+            .collect();
         let floods: Vec<Value> = self
             .floods
             .iter()
@@ -371,7 +461,7 @@ impl Results {
             })
             .collect();
         json!({ "about": about, "metrics": metrics, "targets": targets,
-                "classic_targets": classic_targets, "flood": floods,
+                "classic_targets": classic_targets, "wan_targets": wan_targets, "flood": floods,
                 "flood_goal": { "all_answered": true, "median_setup_ms_below": GOAL_MEDIAN_MS } })
     }
 }

@@ -18,6 +18,7 @@ use super::handshake::native::Proven;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
 use super::idle::{self, Phase, Side, Timer, Watch};
 use super::parked;
+use super::pool::Spare;
 use super::proxy_header::{self, Origin};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
@@ -110,6 +111,8 @@ impl ConnError {
                 HandshakeError::Native(ProtoError::UnsupportedVersion(_) | ProtoError::NotNative)
                 | HandshakeError::NotAccepted(_)
                 | HandshakeError::ClassicTarget
+                | HandshakeError::ParkRefused
+                | HandshakeError::ParkUnanswered
                 | HandshakeError::Classic(ClassicError::NoForwardSecrecy),
             ) => Failure::ProtocolMismatch,
             ConnError::Handshake(HandshakeError::Native(ProtoError::PutToUseAfterRetired)) => {
@@ -199,6 +202,10 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
         Protocols::Only(protocol) => protocol,
         Protocols::Both => Protocol::Native,
     };
+    if let Some(spare) = tunnel.pool.as_ref().filter(|pool| pool.is_on()).and_then(|pool| pool.take()) {
+        // Boxed: only pooled connections take this way, and the rest should not carry its state.
+        return Box::pin(pooled(plain, spare, tunnel, abort)).await;
+    }
     let keys = tunnel.keys.current();
     let initiator = Initiator {
         dialer: &tunnel.dialer,
@@ -208,6 +215,17 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
         stats: &tunnel.stats,
     };
     initiate_idling(plain, initiator, abort, tunnel.settings.idle_timeout).await
+}
+
+/// `-e --pool`: the client takes a spare, parked at the `-d` end: the record that puts it to use leaves
+/// with the client's first bytes if they are already here, and alone at once if not, so that a service
+/// that speaks first is heard.
+async fn pooled(plain: Stream, spare: Spare, tunnel: &Tunnel, abort: Abort) -> Result<Summary, ConnError> {
+    let Spare { sockets, ready, .. } = spare;
+    let mut first = Vec::new();
+    let (sealer, opener) = ready.take(&mut first).map_err(HandshakeError::from)?.split();
+    let established = Established { sealer, opener, first, pending: Vec::new(), key: 0 };
+    encrypted(established, plain, sockets, abort, tunnel.settings.idle_timeout, &tunnel.stats).await
 }
 
 /// The initiator (`-e`, and `spipe` with standard input and output as `plain`): connect to the
@@ -603,6 +621,7 @@ mod tests {
             },
             stats: Stats::default(),
             parking: crate::tunnel::Parking::new(0, Duration::from_secs(1)),
+            pool: None,
         }
     }
 

@@ -264,6 +264,9 @@ pub async fn run(
     // Parked connections carry nothing: retired at once, they hold the drain up no longer than it
     // takes to say so.
     tunnel.parking.stop();
+    if let Some(pool) = &tunnel.pool {
+        pool.retire_all();
+    }
     let live = tunnel.stats.active.load(Ordering::Relaxed);
     if live > 0 {
         tracing::info!(live, "no longer accepting; waiting for live connections to finish");

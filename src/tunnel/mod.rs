@@ -9,12 +9,14 @@ pub mod handshake;
 pub mod idle;
 pub mod listener;
 pub mod parked;
+pub mod pool;
 pub mod proxy_header;
 pub mod pump;
 pub mod shutdown;
 pub mod stream;
 pub mod unproven;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -23,6 +25,7 @@ pub use connection::Mode;
 pub use dial::Dialer;
 pub use listener::{AcceptedOptions, Listener, StdListener, Stopped, bind_tcp, run};
 pub use parked::Parking;
+pub use pool::Pool;
 
 use crate::keys::KeyRing;
 use crate::proto::Protocols;
@@ -44,13 +47,16 @@ pub struct Tunnel {
     pub stats: Stats,
     /// `-d`: the connections parked by `-e` ends with `--pool`, and the room for them.
     pub parking: Parking,
+    /// `-e --pool`: the spare connections to the `-d` end.
+    pub pool: Option<Arc<Pool>>,
 }
 
 impl Tunnel {
     /// The counters and the keys in force at one moment: what STATUS, `/metrics` and `/status` show.
     pub fn snapshot(&self) -> Snapshot {
         let keys = self.keys.current();
-        Snapshot { parked: self.parking.parked(), ..self.stats.snapshot(keys.usage()) }
+        let parked = self.parking.parked() + self.pool.as_ref().map_or(0, |pool| pool.ready());
+        Snapshot { parked, ..self.stats.snapshot(keys.usage()) }
     }
 }
 

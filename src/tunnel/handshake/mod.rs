@@ -36,6 +36,14 @@ pub enum HandshakeError {
     /// of either protocol does so.
     #[error("closed by the peer before it sent anything (a port check)")]
     Silent,
+    /// `-e --pool`: the `-d` end refused to park a connection: it holds as many as it allows, or is
+    /// stopping.
+    #[error("the -d end refused to park a connection (it holds as many as it allows, or is stopping)")]
+    ParkRefused,
+    /// `-e --pool`: the `-d` end closed a connection it was asked to park without answering, as a `-d`
+    /// end from before parked connections does.
+    #[error("the -d end closed a connection it was asked to park without answering")]
+    ParkUnanswered,
     /// The socket failed or the peer closed it before the handshake was over.
     #[error("peer closed the connection early ({0})")]
     Io(#[from] io::Error),

@@ -8,8 +8,8 @@ use tokio::time::timeout;
 
 use super::{Established, HandshakeError};
 use crate::proto::native::{
-    Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, ParkRequest, Responder,
-    Sealer, Unconfirmed, frame_len,
+    Accepted, Confirm, EphemeralKey, HELLO_LEN, Initiator, MSG2_LEN, Opener, PREAMBLE_LEN, ParkRequest,
+    Ready, Responder, Sealer, Unconfirmed, frame_len,
 };
 use crate::proto::{Psk, RecordError};
 use crate::tunnel::stream::{ReadHalf, WriteHalf};
@@ -42,6 +42,52 @@ const CONFIRMATION_READ: usize = 256;
 /// # Errors
 /// [`HandshakeError`], [`HandshakeError::ClassicTarget`] for a classic spiped target.
 pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Result<Native, HandshakeError> {
+    let (initiator, msg2) = exchange(er, ew, psk).await?;
+    let mut confirmation = Vec::new();
+    let (sealer, opener) = initiator.read_response(&msg2, &mut confirmation)?.split();
+    Ok(Established { sealer, opener, first: confirmation, pending: Vec::new(), key: 0 })
+}
+
+/// `-e --pool`: as [`initiate`], asking the `-d` end to park the connection (docs/PROTOCOL.md 4.6), and
+/// waits for its answer: the connection, parked at both ends and ready to be put to use.
+///
+/// # Errors
+/// [`HandshakeError`]; [`HandshakeError::ParkRefused`] when the `-d` end refuses to park it (it holds
+/// as many as it allows, or is stopping), [`HandshakeError::ParkUnanswered`] when it closes the
+/// connection instead of answering (a `-d` end from before parked connections does).
+pub async fn initiate_parked(
+    er: &mut ReadHalf,
+    ew: &mut WriteHalf,
+    psk: &Psk,
+) -> Result<Ready, HandshakeError> {
+    let (initiator, msg2) = exchange(er, ew, psk).await?;
+    let mut confirmation = Vec::new();
+    let mut spare = initiator.read_response_parked(&msg2, &mut confirmation)?;
+    ew.write_all(&confirmation).await?;
+    let mut buf = Vec::with_capacity(CONFIRMATION_READ);
+    loop {
+        match er.read_buf(&mut buf).await {
+            Ok(0) => return Err(HandshakeError::ParkUnanswered),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(HandshakeError::ParkUnanswered);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match spare.accepted(&mut buf)? {
+            Accepted::NeedMore(s) => spare = s,
+            Accepted::Ready { ready, .. } => return Ok(ready),
+            Accepted::Refused => return Err(HandshakeError::ParkRefused),
+        }
+    }
+}
+
+/// The hello and message 2, with the classic target's tell-tale silence seen for what it is.
+async fn exchange(
+    er: &mut ReadHalf,
+    ew: &mut WriteHalf,
+    psk: &Psk,
+) -> Result<(Initiator, [u8; MSG2_LEN]), HandshakeError> {
     let (initiator, hello) = Initiator::start(psk, EphemeralKey::generate(&mut rand::rng()));
     ew.write_all(&hello).await?;
     let mut msg2 = [0u8; MSG2_LEN];
@@ -59,9 +105,7 @@ pub async fn initiate(er: &mut ReadHalf, ew: &mut WriteHalf, psk: &Psk) -> Resul
             n => filled += n,
         }
     }
-    let mut confirmation = Vec::new();
-    let (sealer, opener) = initiator.read_response(&msg2, &mut confirmation)?.split();
-    Ok(Established { sealer, opener, first: confirmation, pending: Vec::new(), key: 0 })
+    Ok((initiator, msg2))
 }
 
 /// `-d`, first half, once [`super::detect`] has read the preamble (`preamble`): reads the rest of the
