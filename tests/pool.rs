@@ -163,3 +163,18 @@ fn a_d_end_that_refuses_to_park_still_serves_every_client() {
         ping(&pipe.e_addr()).unwrap();
     }
 }
+
+#[test]
+fn a_reload_replaces_the_spares_made_under_the_old_key() {
+    let dir = scratch("pool-reload");
+    let (pipe, metrics) = pooled_pair(&dir, &format!("[127.0.0.1]:{}", echo_server()), &["--pool", "3"]);
+    wait_parked(&metrics, 3.0);
+    pipe.e.signal(Signal::SIGHUP);
+    eventually("the old spares retired unused at the -d end", Duration::from_secs(20), || {
+        let unused =
+            sample(&metrics, r#"spiped_connections_completed_total{outcome="unused"}"#).unwrap_or(0.0);
+        if unused >= 3.0 { Ok(()) } else { Err(format!("{unused} retired")) }
+    });
+    wait_parked(&metrics, 3.0);
+    assert_eq!(echo_through(TcpStream::connect(pipe.e_addr()).unwrap(), b"after"), b"after");
+}

@@ -98,7 +98,8 @@ impl Pool {
                 return None;
             };
             self.wanted.notify_one();
-            if is_open(&spare.sockets.0) {
+            // One past --pool-idle may be about to meet the -d end's own retirement: not used.
+            if spare.born.elapsed() < self.idle && is_open(&spare.sockets.0) {
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 return Some(spare);
             }
@@ -133,6 +134,8 @@ impl Pool {
                 () = self.wanted.notified() => {}
                 () = sleep_until(wake) => {}
                 Some(made) = making.join_next() => match made {
+                    // (Its key may have been replaced while it was made: then it goes at the next flush
+                    // or sweep, as a spare made a moment before the reload does.)
                     Ok(Ok(spare)) if self.is_on() => {
                         (delay, unanswered, ever_accepted) = (Duration::ZERO, 0, true);
                         self.lock().push_back(spare);
@@ -164,6 +167,16 @@ impl Pool {
     /// Whether clients may take spares: false once the `-d` end turned out not to park connections.
     pub fn is_on(&self) -> bool {
         !self.off.load(Ordering::Relaxed)
+    }
+
+    /// Retires every spare, and lets the filler make new ones: after a reload, spares made under the
+    /// old key are not used.
+    pub fn flush(&self) {
+        let spares: Vec<Spare> = self.lock().drain(..).collect();
+        for spare in spares {
+            retire(spare);
+        }
+        self.wanted.notify_one();
     }
 
     /// Retires every spare and makes no more (the end is stopping): each gets this end's end of stream.
