@@ -52,6 +52,10 @@ async fn try_reload(tunnel: &Tunnel, key_files: &[PathBuf]) -> bool {
             }
             let fingerprints: Vec<String> = set.fingerprints().map(|f| f.to_string()).collect();
             tunnel.keys.replace(set);
+            // Spares made under the old key would serve clients with it until they expire.
+            if let Some(pool) = &tunnel.pool {
+                pool.flush();
+            }
             tracing::info!(keys = %fingerprints.join(","), "reloaded: new connections use these keys");
             true
         }

@@ -254,8 +254,10 @@ pub struct Snapshot {
     pub reload: Option<LastReload>,
     /// The keys in force, with the connections each authenticated (`-d`) while in force.
     pub keys: Vec<(Fingerprint, u64)>,
-    /// `-d`: connections parked now by `-e` ends with `--pool`.
+    /// `-d`: connections parked now by `-e` ends with `--pool`; `-e`: spares ready.
     pub parked: u64,
+    /// `-e --pool`: clients served from a spare, and clients that found none ready.
+    pub pool: (u64, u64),
 }
 
 /// How many reloads there were and how the last one went.
@@ -321,6 +323,7 @@ impl Stats {
             },
             keys: keys.collect(),
             parked: 0,
+            pool: (0, 0),
         }
     }
 

@@ -223,3 +223,26 @@ fn a_draining_end_retires_its_parked_connections_at_once_and_exits() {
     }
     assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
 }
+
+#[test]
+fn a_parked_connection_whose_key_a_reload_removed_serves_no_one() {
+    let dir = scratch("park-revoked");
+    let keys = dir.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (old, new) = (key_file(&keys, "a-old"), key_file(&keys, "b-new"));
+    let redis = Redis::start(&dir, false);
+    let (d, addr) = d_end(&dir, &keys, &format!("[127.0.0.1]:{}", redis.port), &[]);
+    let before = redis.connections_received();
+    let revoked = parked(&addr, &old);
+    let kept = parked(&addr, &new);
+    std::fs::remove_file(&old).unwrap();
+    d.signal(Signal::SIGHUP);
+    wait_for_log(&d, "reloaded: new connections use these keys");
+    // The one parked under the removed key is reset when put to use, and never reaches Redis.
+    let (mut conn, _tx, _rx) = revoked.take(b"*1\r\n$4\r\nPING\r\n");
+    assert!(read_until_closed(&mut conn).map_or(true, |got| got.is_empty()), "nothing comes back");
+    assert_eq!(redis.connections_received(), before + 1, "only our own INFO reached Redis");
+    // The one under the key that stays is served.
+    let (mut conn, _tx, mut rx) = kept.take(b"*1\r\n$4\r\nPING\r\n");
+    assert_eq!(read_data(&mut conn, &mut rx, 7), b"+PONG\r\n");
+}

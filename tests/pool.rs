@@ -47,7 +47,9 @@ fn ping(addr: &str) -> Result<(), String> {
 fn redis_through_a_pool_and_a_burst_larger_than_the_pool() {
     let dir = scratch("pool-redis");
     let redis = Redis::start(&dir, false);
-    let (pipe, metrics) = pooled_pair(&dir, &format!("[127.0.0.1]:{}", redis.port), &["--pool", "4"]);
+    let e_metrics = format!("127.0.0.1:{}", free_port());
+    let (pipe, metrics) =
+        pooled_pair(&dir, &format!("[127.0.0.1]:{}", redis.port), &["--pool", "4", "--metrics", &e_metrics]);
     wait_parked(&metrics, 4.0);
     let port = pipe.e_addr().rsplit_once(':').unwrap().1.to_string();
     assert_eq!(redis_cli(&["-p", &port, "ping"]).trim(), "PONG");
@@ -63,6 +65,11 @@ fn redis_through_a_pool_and_a_burst_larger_than_the_pool() {
     assert!(failed.is_empty(), "{} of 200 failed: {failed:?}", failed.len());
     // The pool fills up again.
     wait_parked(&metrics, 4.0);
+    // Every client took a spare or found none: the first three (redis-cli) found one each.
+    let taken = sample(&e_metrics, r#"spiped_pool_clients_total{spare="taken"}"#).unwrap();
+    let missed = sample(&e_metrics, r#"spiped_pool_clients_total{spare="missed"}"#).unwrap();
+    assert_eq!(taken + missed, 203.0, "taken {taken}, missed {missed}");
+    assert!(taken >= 3.0, "taken {taken}");
 }
 
 #[test]
@@ -155,4 +162,19 @@ fn a_d_end_that_refuses_to_park_still_serves_every_client() {
     for _ in 0..20 {
         ping(&pipe.e_addr()).unwrap();
     }
+}
+
+#[test]
+fn a_reload_replaces_the_spares_made_under_the_old_key() {
+    let dir = scratch("pool-reload");
+    let (pipe, metrics) = pooled_pair(&dir, &format!("[127.0.0.1]:{}", echo_server()), &["--pool", "3"]);
+    wait_parked(&metrics, 3.0);
+    pipe.e.signal(Signal::SIGHUP);
+    eventually("the old spares retired unused at the -d end", Duration::from_secs(20), || {
+        let unused =
+            sample(&metrics, r#"spiped_connections_completed_total{outcome="unused"}"#).unwrap_or(0.0);
+        if unused >= 3.0 { Ok(()) } else { Err(format!("{unused} retired")) }
+    });
+    wait_parked(&metrics, 3.0);
+    assert_eq!(echo_through(TcpStream::connect(pipe.e_addr()).unwrap(), b"after"), b"after");
 }

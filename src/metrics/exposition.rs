@@ -112,8 +112,15 @@ fn families(s: &Snapshot, end: End) -> Vec<MetricFamily> {
         ),
         gauge(
             "spiped_parked_connections",
-            "-d: connections parked by -e ends with --pool (authenticated, the target not yet contacted).",
+            "Parked connections (authenticated, the target not yet contacted): on -d, those -e ends with \
+             --pool keep here; on -e, its spares ready.",
             [(Labels::new(), as_f64(s.parked))],
+        ),
+        counter(
+            "spiped_pool_clients_total",
+            "-e --pool: clients served from a spare (taken), and clients that found none ready and \
+             connected as without a pool (missed).",
+            [(vec![label("spare", "taken")], s.pool.0), (vec![label("spare", "missed")], s.pool.1)],
         ),
         counter(
             "spiped_reloads_total",

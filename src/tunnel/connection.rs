@@ -115,6 +115,7 @@ impl ConnError {
                 | HandshakeError::ParkUnanswered
                 | HandshakeError::Classic(ClassicError::NoForwardSecrecy),
             ) => Failure::ProtocolMismatch,
+            ConnError::Handshake(HandshakeError::KeyRemoved) => Failure::HandshakeRefused,
             ConnError::Handshake(HandshakeError::Native(ProtoError::PutToUseAfterRetired)) => {
                 Failure::RetiredInUse
             }
@@ -135,6 +136,7 @@ impl ConnError {
                 | RecordError::UnknownType(_)
                 | RecordError::EndWithBody
                 | RecordError::AfterEnd
+                | RecordError::MisplacedPark
                 | RecordError::Failed,
             )) => Failure::Tampered,
             // Our own side's limits (the record counter): as rare as a socket failure, and as local.
@@ -354,16 +356,35 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
             return Err(e);
         }
     };
-    let established = match proven {
-        Proven::Established(pair) => pair,
+    let (established, keys) = match proven {
+        Proven::Established(pair) => (pair, keys),
         Proven::Park { request, pending, key } => {
+            let fingerprint = keys.fingerprint(key);
+            // As for any connection, the set itself is not kept while the connection waits: a
+            // reload may free it, and a key it removed must serve no parked connection.
+            drop(keys);
+            let still_held = || tunnel.keys.current().fingerprints().any(|k| k == fingerprint);
             // Boxed: only pooled connections wait here, and the rest should not carry its state.
-            let parked =
-                parked::hold((&mut er, &mut ew), request, pending, key, &tunnel.parking, abort.clone());
+            let parked = parked::hold(
+                (&mut er, &mut ew),
+                request,
+                pending,
+                key,
+                &tunnel.parking,
+                still_held,
+                abort.clone(),
+            );
             match Box::pin(parked).await {
-                Ok(Some(pair)) => Pair::Native(pair),
+                Ok(Some(mut pair)) => {
+                    let keys = tunnel.keys.current();
+                    let Some(index) = keys.fingerprints().position(|k| k == fingerprint) else {
+                        ew.abort();
+                        return Err(HandshakeError::KeyRemoved.into());
+                    };
+                    pair.key = index;
+                    (Pair::Native(pair), keys)
+                }
                 Ok(None) => {
-                    let fingerprint = keys.fingerprint(key);
                     return Ok(Summary {
                         sealed: 0,
                         opened: 0,

@@ -235,6 +235,11 @@ pub async fn run(
             drop(active);
             let elapsed = started.elapsed();
             match result {
+                Ok(s) if s.ending == Ending::Unused => {
+                    // A spare retired unused: routine for a pool, and one a minute per spare.
+                    tunnel.stats.ended(s.ending);
+                    tracing::debug!(%peer, key = s.key.map(|k| k.to_string()), ?elapsed, outcome = "unused", "connection closed");
+                }
                 Ok(s) => {
                     tunnel.stats.ended(s.ending);
                     // One line per connection at its end: who, with which key, how long, how much each

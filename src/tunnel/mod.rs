@@ -56,7 +56,8 @@ impl Tunnel {
     pub fn snapshot(&self) -> Snapshot {
         let keys = self.keys.current();
         let parked = self.parking.parked() + self.pool.as_ref().map_or(0, |pool| pool.ready());
-        Snapshot { parked, ..self.stats.snapshot(keys.usage()) }
+        let pool = self.pool.as_ref().map_or((0, 0), |pool| pool.counts());
+        Snapshot { parked, pool, ..self.stats.snapshot(keys.usage()) }
     }
 }
 

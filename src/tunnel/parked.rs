@@ -74,12 +74,13 @@ pub async fn hold(
     mut pending: Vec<u8>,
     key: usize,
     parking: &Parking,
+    still_held: impl Fn() -> bool,
     mut abort: Abort,
 ) -> Result<Option<Native>, ConnError> {
     let mut out = Vec::new();
     let Ok(_room) = parking.room.try_acquire() else {
         request.refuse(&mut out).map_err(HandshakeError::from)?;
-        send_last(ew, &out).await?;
+        send_last(ew, &out).await;
         return Ok(None);
     };
     let mut parked = request.accept(&mut out).map_err(HandshakeError::from)?;
@@ -91,6 +92,10 @@ pub async fn hold(
         if !pending.is_empty() {
             match parked.wake(&mut pending).map_err(HandshakeError::from)? {
                 Wake::NeedMore(p) => parked = p,
+                Wake::Used { .. } if !still_held() => {
+                    // Parked under a key a reload has since removed: a revoked key serves no one.
+                    return Err(HandshakeError::KeyRemoved.into());
+                }
                 Wake::Used { transport, data, consumed } => {
                     let first = data.to_vec();
                     pending.drain(..consumed);
@@ -100,13 +105,15 @@ pub async fn hold(
                 Wake::Retired(retired) => {
                     out.clear();
                     retired.end(&mut out).map_err(HandshakeError::from)?;
-                    send_last(ew, &out).await?;
+                    send_last(ew, &out).await;
                     return Ok(None);
                 }
             }
         }
         pending.reserve(PARKED_READ);
         let read = tokio::select! {
+            // Bytes already here come first: a connection put to use is served, even as the end drains.
+            biased;
             read = timeout_at(deadline, er.read_buf(&mut pending)) => read.ok(),
             _ = stopping.wait_for(|&stop| stop) => None,
             () = abort.requested() => return Err(ConnError::Stopped),
@@ -120,7 +127,7 @@ pub async fn hold(
     }
     out.clear();
     let mut retiring = parked.retire(&mut out).map_err(HandshakeError::from)?;
-    send_last(ew, &out).await?;
+    send_last(ew, &out).await;
     // The -e end answers with its own end; if it put the connection to use as ours crossed, its
     // data is refused and the connection reset, never delivered.
     let until = Instant::now() + RETIRE_WAIT;
@@ -138,11 +145,12 @@ pub async fn hold(
     }
 }
 
-/// Sends this end's last records and a FIN.
-async fn send_last(ew: &mut WriteHalf, out: &[u8]) -> Result<(), ConnError> {
-    ew.write_all(out).await.map_err(HandshakeError::from)?;
-    ew.shutdown().await.map_err(HandshakeError::from)?;
-    Ok(())
+/// Sends this end's last records and a FIN. Nothing was carried on the connection, so a peer that has
+/// already gone (its reset may cross them) loses nothing, and its going is no failure.
+async fn send_last(ew: &mut WriteHalf, out: &[u8]) {
+    if ew.write_all(out).await.is_ok() {
+        let _ = ew.shutdown().await;
+    }
 }
 
 /// One parked connection in [`Parking::parked`], counted out when dropped.

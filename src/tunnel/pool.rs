@@ -10,7 +10,7 @@
 //! asked to park without answering predates parked connections: the pool says so once and stops.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,9 +46,13 @@ pub struct Pool {
     /// The spares ready now, oldest first.
     spares: Mutex<VecDeque<Spare>>,
     /// Wakes the filler when a spare was taken.
-    taken: Notify,
+    wanted: Notify,
     /// Set once the `-d` end turned out not to park connections: clients connect as without a pool.
     off: AtomicBool,
+    /// Clients served from a spare.
+    taken: AtomicU64,
+    /// Clients that found no spare ready and connected as without a pool.
+    missed: AtomicU64,
 }
 
 /// A connection parked at both ends.
@@ -65,7 +69,15 @@ pub struct Spare {
 impl Pool {
     /// A pool of `size` spares, each kept for at most `idle`.
     pub fn new(size: usize, idle: Duration) -> Self {
-        Pool { size, idle, spares: Mutex::default(), taken: Notify::new(), off: AtomicBool::new(false) }
+        Pool {
+            size,
+            idle,
+            spares: Mutex::default(),
+            wanted: Notify::new(),
+            off: AtomicBool::new(false),
+            taken: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+        }
     }
 
     /// Spares ready now.
@@ -73,12 +85,22 @@ impl Pool {
         self.lock().len() as u64
     }
 
+    /// Clients served from a spare, and clients that found none ready.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.taken.load(Ordering::Relaxed), self.missed.load(Ordering::Relaxed))
+    }
+
     /// The oldest live spare, if there is one; closed ones met on the way are dropped.
     pub fn take(&self) -> Option<Spare> {
         loop {
-            let spare = self.lock().pop_front()?;
-            self.taken.notify_one();
-            if is_open(&spare.sockets.0) {
+            let Some(spare) = self.lock().pop_front() else {
+                self.missed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            self.wanted.notify_one();
+            // One past --pool-idle may be about to meet the -d end's own retirement: not used.
+            if spare.born.elapsed() < self.idle && is_open(&spare.sockets.0) {
+                self.taken.fetch_add(1, Ordering::Relaxed);
                 return Some(spare);
             }
             tracing::debug!("a spare connection was found closed when taken; trying the next");
@@ -109,9 +131,11 @@ impl Pool {
             }
             let wake = retry_at.map_or(next_sweep, |at| at.min(next_sweep));
             tokio::select! {
-                () = self.taken.notified() => {}
+                () = self.wanted.notified() => {}
                 () = sleep_until(wake) => {}
                 Some(made) = making.join_next() => match made {
+                    // (Its key may have been replaced while it was made: then it goes at the next flush
+                    // or sweep, as a spare made a moment before the reload does.)
                     Ok(Ok(spare)) if self.is_on() => {
                         (delay, unanswered, ever_accepted) = (Duration::ZERO, 0, true);
                         self.lock().push_back(spare);
@@ -143,6 +167,16 @@ impl Pool {
     /// Whether clients may take spares: false once the `-d` end turned out not to park connections.
     pub fn is_on(&self) -> bool {
         !self.off.load(Ordering::Relaxed)
+    }
+
+    /// Retires every spare, and lets the filler make new ones: after a reload, spares made under the
+    /// old key are not used.
+    pub fn flush(&self) {
+        let spares: Vec<Spare> = self.lock().drain(..).collect();
+        for spare in spares {
+            retire(spare);
+        }
+        self.wanted.notify_one();
     }
 
     /// Retires every spare and makes no more (the end is stopping): each gets this end's end of stream.

@@ -36,6 +36,9 @@ pub enum HandshakeError {
     /// of either protocol does so.
     #[error("closed by the peer before it sent anything (a port check)")]
     Silent,
+    /// `-d`: a parked connection was put to use after a reload removed the key it was parked under.
+    #[error("a parked connection was put to use after its key was removed by a reload")]
+    KeyRemoved,
     /// `-e --pool`: the `-d` end refused to park a connection: it holds as many as it allows, or is
     /// stopping.
     #[error("the -d end refused to park a connection (it holds as many as it allows, or is stopping)")]

@@ -76,7 +76,9 @@ pub async fn initiate_parked(
         }
         match spare.accepted(&mut buf)? {
             Accepted::NeedMore(s) => spare = s,
-            Accepted::Ready { ready, .. } => return Ok(ready),
+            // Anything after the answer can only be the -d end's end of stream: retired at once.
+            Accepted::Ready { ready, consumed } if consumed == buf.len() => return Ok(ready),
+            Accepted::Ready { .. } => return Err(HandshakeError::ParkRefused),
             Accepted::Refused => return Err(HandshakeError::ParkRefused),
         }
     }
