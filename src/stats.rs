@@ -170,6 +170,25 @@ impl Histogram {
     }
 }
 
+/// One thing in a gauge (a live connection, a parked one), counted in when made and out when dropped,
+/// whichever way its task ends.
+#[derive(Debug)]
+pub struct Counted<'a>(&'a AtomicU64);
+
+impl<'a> Counted<'a> {
+    /// Counts one more in `gauge` until dropped.
+    pub fn new(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Connection counters, shared by every connection of an end.
 #[derive(Debug)]
 pub struct Stats {

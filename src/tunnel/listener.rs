@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -18,7 +18,7 @@ use super::failures::FailureLog;
 use super::shutdown::abort_channel;
 use super::stream::{Stream, TcpOptions};
 use super::unproven::Unproven;
-use crate::stats::Ending;
+use crate::stats::{Counted, Ending};
 
 /// Shortest and longest pause after a failed accept (EMFILE, ENFILE, ENOBUFS, ...).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
@@ -109,23 +109,6 @@ impl std::fmt::Display for Peer {
             Some(addr) => addr.fmt(f),
             None => f.write_str("unix"),
         }
-    }
-}
-
-/// One live connection in [`super::Stats::active`], counted out when dropped: even if its task
-/// ends in a panic, the count and the drain stay right.
-struct Active<'a>(&'a AtomicU64);
-
-impl<'a> Active<'a> {
-    fn count(active: &'a AtomicU64) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
-        Active(active)
-    }
-}
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -230,7 +213,8 @@ pub async fn run(
             let _alive = alive;
             let started = Instant::now();
             tunnel.stats.total.fetch_add(1, Ordering::Relaxed);
-            let active = Active::count(&tunnel.stats.active);
+            // Counted out when dropped: even if the task ends in a panic, the count and the drain stay right.
+            let active = Counted::new(&tunnel.stats.active);
             let result = connection::handle(stream, &tunnel, admission).await;
             drop(active);
             let elapsed = started.elapsed();

@@ -15,6 +15,7 @@ use super::handshake::{Established, HandshakeError};
 use super::shutdown::Abort;
 use super::stream::{ReadHalf, WriteHalf};
 use crate::proto::native::{Closing, ParkRequest, Wake};
+use crate::stats::Counted;
 
 /// How long this end waits for the `-e` end's end of stream after retiring a parked connection.
 const RETIRE_WAIT: Duration = Duration::from_secs(5);
@@ -150,21 +151,5 @@ pub async fn hold(
 async fn send_last(ew: &mut WriteHalf, out: &[u8]) {
     if ew.write_all(out).await.is_ok() {
         let _ = ew.shutdown().await;
-    }
-}
-
-/// One parked connection in [`Parking::parked`], counted out when dropped.
-struct Counted<'a>(&'a AtomicU64);
-
-impl<'a> Counted<'a> {
-    fn new(parked: &'a AtomicU64) -> Self {
-        parked.fetch_add(1, Ordering::Relaxed);
-        Counted(parked)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
