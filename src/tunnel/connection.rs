@@ -361,19 +361,12 @@ async fn decrypt_end(encrypted: Stream, tunnel: &Tunnel, admission: Admission) -
         Proven::Park { request, pending, key } => {
             let fingerprint = keys.fingerprint(key);
             // As for any connection, the set itself is not kept while the connection waits: a
-            // reload may free it, and a key it removed must serve no parked connection.
+            // reload may free it, and a key it removed must serve no parked connection (checked
+            // below, once it is put to use).
             drop(keys);
-            let still_held = || tunnel.keys.current().fingerprints().any(|k| k == fingerprint);
             // Boxed: only pooled connections wait here, and the rest should not carry its state.
-            let parked = parked::hold(
-                (&mut er, &mut ew),
-                request,
-                pending,
-                key,
-                &tunnel.parking,
-                still_held,
-                abort.clone(),
-            );
+            let parked =
+                parked::hold((&mut er, &mut ew), request, pending, key, &tunnel.parking, abort.clone());
             match Box::pin(parked).await {
                 Ok(Some(mut pair)) => {
                     let keys = tunnel.keys.current();
@@ -479,7 +472,7 @@ async fn take_slot(limit: Option<Arc<Semaphore>>, stats: &Stats) -> Option<Owned
 }
 
 /// Connects to the target, timing it.
-async fn dial(dialer: &Dialer, stats: &Stats) -> Result<Stream, ConnError> {
+pub(crate) async fn dial(dialer: &Dialer, stats: &Stats) -> Result<Stream, ConnError> {
     let started = Instant::now();
     let target = dialer.connect().await?;
     stats.target_connected(started.elapsed());

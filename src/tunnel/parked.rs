@@ -75,7 +75,6 @@ pub async fn hold(
     mut pending: Vec<u8>,
     key: usize,
     parking: &Parking,
-    still_held: impl Fn() -> bool,
     mut abort: Abort,
 ) -> Result<Option<Native>, ConnError> {
     let mut out = Vec::new();
@@ -93,10 +92,6 @@ pub async fn hold(
         if !pending.is_empty() {
             match parked.wake(&mut pending).map_err(HandshakeError::from)? {
                 Wake::NeedMore(p) => parked = p,
-                Wake::Used { .. } if !still_held() => {
-                    // Parked under a key a reload has since removed: a revoked key serves no one.
-                    return Err(HandshakeError::KeyRemoved.into());
-                }
                 Wake::Used { transport, data, consumed } => {
                     let first = data.to_vec();
                     pending.drain(..consumed);

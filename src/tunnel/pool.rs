@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Tunnel;
-use super::connection::ConnError;
+use super::connection::{ConnError, dial};
 use super::handshake::{HandshakeError, native};
 use super::stream::{ReadHalf, WriteHalf};
 use crate::proto::Protocol;
@@ -182,10 +182,7 @@ impl Pool {
     /// Retires every spare and makes no more (the end is stopping): each gets this end's end of stream.
     pub fn retire_all(&self) {
         self.off.store(true, Ordering::Relaxed);
-        let spares: Vec<Spare> = self.lock().drain(..).collect();
-        for spare in spares {
-            retire(spare);
-        }
+        self.flush();
     }
 
     /// Drops spares the `-d` end has closed or retired, and retires those kept for `--pool-idle`.
@@ -219,9 +216,7 @@ impl Pool {
 /// Makes one spare: connects to the `-d` end, runs the handshake asking it to park the connection,
 /// and waits for its answer, within -o.
 async fn make(tunnel: &Tunnel) -> Result<Spare, ConnError> {
-    let started = Instant::now();
-    let (mut er, mut ew) = tunnel.dialer.connect().await?.into_split();
-    tunnel.stats.target_connected(started.elapsed());
+    let (mut er, mut ew) = dial(&tunnel.dialer, &tunnel.stats).await?.into_split();
     let keys = tunnel.keys.current();
     let shaking = Instant::now();
     let parked = native::initiate_parked(&mut er, &mut ew, keys.first());
