@@ -139,7 +139,8 @@ pub struct Args {
     /// -e only: keep this many spare connections to the -d end, connected and authenticated (parked
     /// there, the service not yet contacted), so that a new client's first bytes leave at once: across
     /// a network, its first reply comes one round trip sooner than with a direct connection. 0 (the
-    /// default) for none. The -d end must be spiped-rs with parked connections (this release or later).
+    /// default) for none. The -d end must be spiped-rs with parked connections (this release or later);
+    /// against an older one the pool turns itself off, says so, and tries again every --pool-idle.
     #[arg(long = "pool", value_name = "conns", default_value_t = 0)]
     pub pool: usize,
 

@@ -114,6 +114,47 @@ impl Ending {
     }
 }
 
+/// Why an `-e --pool` end could not make a spare: the `reason` label of the spare failure counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpareFailure {
+    /// The `-d` end did not accept the connection, or not within -o.
+    Connect,
+    /// The handshake failed: the key refused, the connection closed or timed out.
+    Handshake,
+    /// The `-d` end answered with its end of stream: its room for parked connections is full, or it
+    /// is stopping.
+    Refused,
+    /// The `-d` end closed without answering: it predates parked connections (or died then).
+    Unanswered,
+}
+
+impl SpareFailure {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [SpareFailure; 4] =
+        [SpareFailure::Connect, SpareFailure::Handshake, SpareFailure::Refused, SpareFailure::Unanswered];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SpareFailure::Connect => "connect",
+            SpareFailure::Handshake => "handshake",
+            SpareFailure::Refused => "refused",
+            SpareFailure::Unanswered => "unanswered",
+        }
+    }
+}
+
+/// What an `-e --pool` end's spares did, counted since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Clients served from a spare.
+    pub taken: u64,
+    /// Clients that found no spare ready and connected as without a pool.
+    pub missed: u64,
+    /// Spares that could not be made, by [`SpareFailure`] (in the order of [`SpareFailure::ALL`]).
+    pub failed: [u64; SpareFailure::ALL.len()],
+}
+
 /// The protocols, in the order of the counters.
 pub const PROTOCOLS: [Protocol; 2] = [Protocol::Native, Protocol::Classic];
 
@@ -275,8 +316,8 @@ pub struct Snapshot {
     pub keys: Vec<(Fingerprint, u64)>,
     /// `-d`: connections parked now by `-e` ends with `--pool`; `-e`: spares ready.
     pub parked: u64,
-    /// `-e --pool`: clients served from a spare, and clients that found none ready.
-    pub pool: (u64, u64),
+    /// `-e --pool`: what the spares did.
+    pub pool: PoolCounts,
 }
 
 /// How many reloads there were and how the last one went.
@@ -342,7 +383,7 @@ impl Stats {
             },
             keys: keys.collect(),
             parked: 0,
-            pool: (0, 0),
+            pool: PoolCounts::default(),
         }
     }
 

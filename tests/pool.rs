@@ -152,16 +152,26 @@ fn a_d_end_that_refuses_to_park_still_serves_every_client() {
     let dir = scratch("pool-refused");
     let redis = Redis::start(&dir, false);
     let key = key_file(&dir, "k");
+    let e_metrics = format!("127.0.0.1:{}", free_port());
     let pipe = Pipe::start(
         &dir,
         &key,
         &format!("[127.0.0.1]:{}", redis.port),
         &["--max-parked", "0"],
-        &["--pool", "4"],
+        &["--pool", "4", "--metrics", &e_metrics],
     );
     for _ in 0..20 {
         ping(&pipe.e_addr()).unwrap();
     }
+    let failures = |reason: &str| {
+        sample(&e_metrics, &format!(r#"spiped_pool_spare_failures_total{{reason="{reason}"}}"#))
+    };
+    assert!(failures("refused").unwrap() > 0.0, "the refusals are counted as such");
+    for reason in ["connect", "handshake", "unanswered"] {
+        assert_eq!(failures(reason), Some(0.0), "{reason}");
+    }
+    assert_eq!(sample(&e_metrics, r#"spiped_pool_clients_total{spare="taken"}"#), Some(0.0));
+    assert_eq!(sample(&e_metrics, r#"spiped_pool_clients_total{spare="missed"}"#), Some(20.0));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Two hosts: network namespaces joined by a veth pair, Redis and a `-d` end in one, an `-e` end and
 //! the client in the other. A capture on the veth must hold none of the keys and values that crossed
-//! it, while holding the protocol's preamble (so the capture did see the traffic). Needs root, so it
-//! is ignored in a plain `cargo test` (scripts/test-all runs it with `--include-ignored`); without
+//! it, while holding the protocol's preamble (so the capture did see the traffic). A server host that
+//! vanishes without a word costs an `-e --pool` end its spares, found dead, and no client an error
+//! once a new host takes its place. Needs root, so each is ignored in a plain `cargo test` (scripts/test-all runs it with `--include-ignored`); without
 //! iproute2 and tcpdump it fails rather than skips.
 
 mod support;
@@ -41,6 +42,43 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "delete", &self.0]).status();
     }
+}
+
+/// Joins `server` (10.77.0.1) and `client` (10.77.0.2) with a veth pair whose ends are named after
+/// `tag`.
+fn link(server: &Netns, client: &Netns, tag: &str) -> (String, String) {
+    let (veth_s, veth_c) = (format!("sps{tag}"), format!("spc{tag}"));
+    ip(&[
+        "link", "add", &veth_s, "netns", &server.0, "type", "veth", "peer", "name", &veth_c, "netns",
+        &client.0,
+    ]);
+    ip(&["-n", &server.0, "addr", "add", "10.77.0.1/24", "dev", &veth_s]);
+    ip(&["-n", &client.0, "addr", "add", "10.77.0.2/24", "dev", &veth_c]);
+    ip(&["-n", &server.0, "link", "set", &veth_s, "up"]);
+    ip(&["-n", &client.0, "link", "set", &veth_c, "up"]);
+    (veth_s, veth_c)
+}
+
+/// Starts redis-server on `host`'s loopback, port 6379, and waits until it answers.
+fn redis_on(host: &Netns, dir: &std::path::Path) -> Proc {
+    let mut redis = host.command("redis-server");
+    redis.args(["--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"]);
+    redis.arg(dir);
+    let started = spawn(redis, &dir.join(format!("redis-{}.log", host.0)));
+    eventually("redis answers PING", Duration::from_secs(20), || {
+        let out = host.command("redis-cli").args(["-p", "6379", "ping"]).output().unwrap();
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "PONG" => Ok(()),
+            answer => Err(format!("redis-cli said {answer:?}")),
+        }
+    });
+    started
+}
+
+/// `redis-cli -p 8000 ARGS` on `host`: its answer, trimmed.
+fn cli(host: &Netns, args: &[&str]) -> String {
+    let out = host.command("redis-cli").args([&["-p", "8000"][..], args].concat()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn ip(args: &[&str]) {
@@ -87,28 +125,10 @@ fn a_capture_between_two_hosts_holds_no_plaintext() {
     let key = key.to_str().unwrap();
     let server = Netns::new(&format!("spiped-srv-{id}"));
     let client = Netns::new(&format!("spiped-cli-{id}"));
-    let (veth_s, veth_c) = (format!("sps{id}"), format!("spc{id}"));
-    ip(&[
-        "link", "add", &veth_s, "netns", &server.0, "type", "veth", "peer", "name", &veth_c, "netns",
-        &client.0,
-    ]);
-    ip(&["-n", &server.0, "addr", "add", "10.77.0.1/24", "dev", &veth_s]);
-    ip(&["-n", &client.0, "addr", "add", "10.77.0.2/24", "dev", &veth_c]);
-    ip(&["-n", &server.0, "link", "set", &veth_s, "up"]);
-    ip(&["-n", &client.0, "link", "set", &veth_c, "up"]);
+    let (veth_s, _) = link(&server, &client, &id.to_string());
 
     // The server host: Redis on its loopback only, and the -d end on the veth address.
-    let mut redis = server.command("redis-server");
-    redis.args(["--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"]);
-    redis.arg(&dir);
-    let _redis = spawn(redis, &dir.join("redis.log"));
-    eventually("redis answers PING", Duration::from_secs(20), || {
-        let out = server.command("redis-cli").args(["-p", "6379", "ping"]).output().unwrap();
-        match String::from_utf8_lossy(&out.stdout).trim() {
-            "PONG" => Ok(()),
-            answer => Err(format!("redis-cli said {answer:?}")),
-        }
-    });
+    let _redis = redis_on(&server, &dir);
     let pcap = dir.join("veth.pcap");
     let mut tcpdump = server.command("tcpdump");
     tcpdump.args([
@@ -146,10 +166,7 @@ fn a_capture_between_two_hosts_holds_no_plaintext() {
 
     let secret_key = format!("customer:{}:card", rand::random::<u32>());
     let secret_value = format!("4111-1111-1111-{:04}", rand::random::<u16>() % 10_000);
-    let cli = |args: &[&str]| {
-        let out = client.command("redis-cli").args([&["-p", "8000"][..], args].concat()).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let cli = |args: &[&str]| cli(&client, args);
     assert_eq!(cli(&["ping"]), "PONG");
     assert_eq!(cli(&["set", &secret_key, &secret_value]), "OK");
     assert_eq!(cli(&["get", &secret_key]), secret_value);
@@ -160,4 +177,62 @@ fn a_capture_between_two_hosts_holds_no_plaintext() {
     assert!(!contains(&captured, secret_key.as_bytes()), "the key crossed the wire in clear");
     assert!(!contains(&captured, secret_value.as_bytes()), "the value crossed the wire in clear");
     assert!(!contains(&captured, b"PING") && !contains(&captured, b"PONG"), "commands crossed in clear");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and a veth pair (scripts/test-all runs it)"]
+fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
+    let id = std::process::id() % 100_000;
+    let dir = scratch("pool-vanished");
+    let key = key_file(&dir, "redis.key");
+    let key = key.to_str().unwrap();
+    let client = Netns::new(&format!("spiped-pv-cli-{id}"));
+    let server = Netns::new(&format!("spiped-pv-srv-{id}"));
+    let (veth_s, _) = link(&server, &client, &format!("{id}a"));
+    let d_args = ["-d", "-s", "[10.77.0.1]:6379", "-t", "[127.0.0.1]:6379", "-k", key];
+    let redis = redis_on(&server, &dir);
+    let d = SpipedCmd::new(&dir, "d").wrapper(server.exec()).args(d_args).start();
+    // Spares live far longer than this test: only keepalive can find them dead in time.
+    let metrics = dir.join("e-metrics.sock");
+    let _e = SpipedCmd::new(&dir, "e")
+        .wrapper(client.exec())
+        .args(["-e", "-s", "[127.0.0.1]:8000", "-t", "[10.77.0.1]:6379", "-k", key, "--pool", "4"])
+        .args(["--pool-idle", "3600", "--metrics", metrics.to_str().unwrap()])
+        .start();
+    let spares = || {
+        let page = support::http::get_unix(&metrics, "/metrics").map_err(|e| e.to_string())?.body;
+        let line = page.lines().find_map(|l| l.strip_prefix("spiped_parked_connections "));
+        line.and_then(|n| n.parse::<u32>().ok()).ok_or(format!("no gauge in {page:?}"))
+    };
+    let wait_spares = |want: u32| {
+        eventually(&format!("{want} spares ready at the -e end"), Duration::from_secs(60), || {
+            match spares()? {
+                n if n == want => Ok(()),
+                n => Err(format!("{n} ready")),
+            }
+        })
+    };
+    wait_spares(4);
+    assert_eq!(cli(&client, &["ping"]), "PONG");
+    wait_spares(4);
+
+    // The server host vanishes: its link goes down first, so that not even the closing of its sockets
+    // reaches the client host, then its processes, its link (the namespace itself lingers while the
+    // kernel still holds the closed sockets) and the host.
+    ip(&["-n", &server.0, "link", "set", &veth_s, "down"]);
+    drop((d, redis));
+    ip(&["-n", &server.0, "link", "del", &veth_s]);
+    drop(server);
+    wait_spares(0);
+
+    // A new host takes its address: every client is served, none handed a spare of the old one.
+    let server = Netns::new(&format!("spiped-pv-srv2-{id}"));
+    link(&server, &client, &format!("{id}b"));
+    let _redis = redis_on(&server, &dir);
+    let _d = SpipedCmd::new(&dir, "d2").wrapper(server.exec()).args(d_args).start();
+    for i in 0..20 {
+        assert_eq!(cli(&client, &["ping"]), "PONG", "client {i} after the new host came");
+    }
+    wait_spares(4);
+    assert_eq!(cli(&client, &["ping"]), "PONG", "a client served from a spare of the new host");
 }

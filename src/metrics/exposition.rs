@@ -10,7 +10,7 @@ use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, Me
 use prometheus::{Encoder, TextEncoder};
 
 use crate::proto::BACKENDS;
-use crate::stats::{BUCKETS, Ending, Failure, HistogramSnapshot, PROTOCOLS, Reload, Snapshot};
+use crate::stats::{BUCKETS, Ending, Failure, HistogramSnapshot, PROTOCOLS, Reload, Snapshot, SpareFailure};
 use crate::tunnel::Mode;
 
 /// The content type of what [`render`] returns.
@@ -120,7 +120,16 @@ fn families(s: &Snapshot, end: End) -> Vec<MetricFamily> {
             "spiped_pool_clients_total",
             "-e --pool: clients served from a spare (taken), and clients that found none ready and \
              connected as without a pool (missed).",
-            [(vec![label("spare", "taken")], s.pool.0), (vec![label("spare", "missed")], s.pool.1)],
+            [(vec![label("spare", "taken")], s.pool.taken), (vec![label("spare", "missed")], s.pool.missed)],
+        ),
+        counter(
+            "spiped_pool_spare_failures_total",
+            "-e --pool: spares that could not be made, by reason: connect (the -d end unreachable), \
+             handshake (refused, closed or timed out), refused (the -d end full or stopping), \
+             unanswered (closed unanswered: a -d end that predates parked connections).",
+            SpareFailure::ALL
+                .iter()
+                .map(|&reason| (vec![label("reason", reason.label())], s.pool.failed[reason as usize])),
         ),
         counter(
             "spiped_reloads_total",

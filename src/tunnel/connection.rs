@@ -204,7 +204,7 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
         Protocols::Only(protocol) => protocol,
         Protocols::Both => Protocol::Native,
     };
-    if let Some(spare) = tunnel.pool.as_ref().filter(|pool| pool.is_on()).and_then(|pool| pool.take()) {
+    if let Some(spare) = tunnel.pool.as_ref().and_then(|pool| pool.take()) {
         // Boxed: only pooled connections take this way, and the rest should not carry its state.
         return Box::pin(pooled(plain, spare, tunnel, abort)).await;
     }

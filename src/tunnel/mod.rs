@@ -56,7 +56,7 @@ impl Tunnel {
     pub fn snapshot(&self) -> Snapshot {
         let keys = self.keys.current();
         let parked = self.parking.parked() + self.pool.as_ref().map_or(0, |pool| pool.ready());
-        let pool = self.pool.as_ref().map_or((0, 0), |pool| pool.counts());
+        let pool = self.pool.as_ref().map(|pool| pool.counts()).unwrap_or_default();
         Snapshot { parked, pool, ..self.stats.snapshot(keys.usage()) }
     }
 }

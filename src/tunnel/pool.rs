@@ -7,13 +7,19 @@
 //! `-d` end has retired or lost. A client takes the oldest live spare; one found closed is dropped
 //! before any client byte is written to it, so no byte is ever sent twice. With no spare ready, the
 //! client's connection is made as without the pool. A `-d` end that closes every connection it is
-//! asked to park without answering predates parked connections: the pool says so once and stops.
+//! asked to park without answering predates parked connections: the pool says so and turns off, then
+//! tries one spare every `--pool-idle` and turns back on once the `-d` end parks it (upgraded).
+//!
+//! Spares carry keepalive probes while they wait, tight enough that one whose `-d` host vanished
+//! without a word is found dead and dropped, not handed to a client; a client's connection gets back
+//! the probing it would have had without the pool.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rand::RngExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -22,37 +28,57 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::Tunnel;
 use super::connection::{ConnError, dial};
 use super::handshake::{HandshakeError, native};
-use super::stream::{ReadHalf, WriteHalf};
+use super::stream::{Probes, ReadHalf, WriteHalf};
 use crate::proto::Protocol;
 use crate::proto::native::Ready;
+use crate::stats::{PoolCounts, SpareFailure};
 
 /// Shortest and longest pause after a spare could not be made.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
 
-/// Spares closed unanswered in a row, with none ever accepted, before the pool takes the `-d` end for
-/// one that cannot park.
+/// Spares closed unanswered in a row before the pool takes the `-d` end for one that cannot park, and
+/// turns itself off until a probe, one `--pool-idle` later, finds it parking.
 const UNANSWERED_LIMIT: u32 = 3;
 
 /// How often the filler looks over its spares for expired or closed ones.
 const SWEEP: Duration = Duration::from_secs(1);
+
+/// The share of `--pool-idle` by which a spare's life is cut short at random, so that spares made
+/// together (at start, after a reload) are not all retired and remade together.
+const JITTER: f64 = 0.1;
+
+/// A spare's keepalive probing, at most: a `-d` host that vanishes without a word (a crash, a network
+/// that drops idle flows) leaves spares that look open, and only probes find them dead before a client
+/// is handed one. With 2 probes unanswered, a spare is found dead within 15 s of its host's going; a
+/// probe every 5 s per spare is nothing on the wire. Shorter for a short `--pool-idle`: a sixth of it,
+/// so a dead spare is found within half its life.
+const PROBE: Duration = Duration::from_secs(5);
+
+/// Unanswered probes after which a spare's connection is dropped.
+const PROBES_UNANSWERED: u32 = 2;
 
 /// The spares of an `-e` end.
 #[derive(Debug)]
 pub struct Pool {
     /// Spares to keep (`--pool`).
     size: usize,
-    /// How long a spare is kept before it is retired and replaced (`--pool-idle`).
+    /// How long a spare is kept before it is retired and replaced (`--pool-idle`); also the pause
+    /// between probes of a `-d` end that did not park.
     idle: Duration,
     /// The spares ready now, oldest first.
     spares: Mutex<VecDeque<Spare>>,
     /// Wakes the filler when a spare was taken.
     wanted: Notify,
-    /// Set once the `-d` end turned out not to park connections: clients connect as without a pool.
+    /// Set while the `-d` end does not park connections: clients connect as without a pool.
     off: AtomicBool,
+    /// Set when the end stops: no spare is made or taken again.
+    stopped: AtomicBool,
     /// Clients served from a spare.
     taken: AtomicU64,
     /// Clients that found no spare ready and connected as without a pool.
     missed: AtomicU64,
+    /// Spares that could not be made, by [`SpareFailure`].
+    failed: [AtomicU64; SpareFailure::ALL.len()],
 }
 
 /// A connection parked at both ends.
@@ -62,8 +88,11 @@ pub struct Spare {
     pub sockets: (ReadHalf, WriteHalf),
     /// Its protocol state.
     pub ready: Ready,
-    /// When it became ready.
-    born: Instant,
+    /// When it is retired unused: `--pool-idle` after it became ready, less a little jitter.
+    expires: Instant,
+    /// The keepalive probing the connection had before it became a spare, given back when a client
+    /// takes it; `None` for a unix socket.
+    probes: Option<Probes>,
 }
 
 impl Pool {
@@ -75,8 +104,10 @@ impl Pool {
             spares: Mutex::default(),
             wanted: Notify::new(),
             off: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             taken: AtomicU64::new(0),
             missed: AtomicU64::new(0),
+            failed: Default::default(),
         }
     }
 
@@ -85,21 +116,36 @@ impl Pool {
         self.lock().len() as u64
     }
 
-    /// Clients served from a spare, and clients that found none ready.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.taken.load(Ordering::Relaxed), self.missed.load(Ordering::Relaxed))
+    /// What the spares did since start.
+    pub fn counts(&self) -> PoolCounts {
+        PoolCounts {
+            taken: self.taken.load(Ordering::Relaxed),
+            missed: self.missed.load(Ordering::Relaxed),
+            failed: std::array::from_fn(|i| self.failed[i].load(Ordering::Relaxed)),
+        }
     }
 
-    /// The oldest live spare, if there is one; closed ones met on the way are dropped.
+    /// The oldest live spare, if the pool is on and has one (a client served without one is counted as
+    /// missed); closed ones met on the way are dropped.
+    /// The spare's connection gets back the keepalive probing it had before it was a spare.
     pub fn take(&self) -> Option<Spare> {
         loop {
-            let Some(spare) = self.lock().pop_front() else {
+            let next = if self.is_on() { self.lock().pop_front() } else { None };
+            let Some(spare) = next else {
                 self.missed.fetch_add(1, Ordering::Relaxed);
                 return None;
             };
             self.wanted.notify_one();
-            // One past --pool-idle may be about to meet the -d end's own retirement: not used.
-            if spare.born.elapsed() < self.idle && is_open(&spare.sockets.0) {
+            // One past its time may be about to meet the -d end's own retirement: not used.
+            if Instant::now() < spare.expires && is_open(&spare.sockets.0) {
+                if let Some(probes) = spare.probes
+                    && let Err(e) = spare.sockets.0.set_probes(probes)
+                {
+                    tracing::debug!(
+                        "a spare connection's keepalive could not be set back: {e}; trying the next"
+                    );
+                    continue;
+                }
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 return Some(spare);
             }
@@ -107,15 +153,15 @@ impl Pool {
         }
     }
 
-    /// Keeps the pool filled until dropped (the end stops).
+    /// Keeps the pool filled until the end stops.
     pub async fn keep_filled(self: Arc<Self>, tunnel: Arc<Tunnel>) {
         let mut making = JoinSet::new();
         // After a failure no spare is made before `retry_at`; each failure in a row doubles `delay`.
         let (mut delay, mut retry_at) = (Duration::ZERO, None::<Instant>);
-        let (mut unanswered, mut ever_accepted) = (0, false);
+        let mut unanswered = 0;
         let period = SWEEP.min(self.idle / 2);
         let mut next_sweep = Instant::now();
-        while self.is_on() {
+        while !self.stopped.load(Ordering::Relaxed) {
             let now = Instant::now();
             // A sweep probes every spare: on its own schedule, not at every spare made or taken.
             if now >= next_sweep {
@@ -124,9 +170,12 @@ impl Pool {
             }
             if retry_at.is_none_or(|at| now >= at) {
                 retry_at = None;
-                while self.ready() as usize + making.len() < self.size {
+                // While off, one spare at a time probes whether the -d end parks now.
+                let wanted = if self.is_on() { self.size } else { 1 };
+                while self.ready() as usize + making.len() < wanted {
                     let tunnel = tunnel.clone();
-                    making.spawn(async move { make(&tunnel).await });
+                    let idle = self.idle;
+                    making.spawn(async move { make(&tunnel, idle).await });
                 }
             }
             let wake = retry_at.map_or(next_sweep, |at| at.min(next_sweep));
@@ -136,25 +185,27 @@ impl Pool {
                 Some(made) = making.join_next() => match made {
                     // (Its key may have been replaced while it was made: then it goes at the next flush
                     // or sweep, as a spare made a moment before the reload does.)
-                    Ok(Ok(spare)) if self.is_on() => {
-                        (delay, unanswered, ever_accepted) = (Duration::ZERO, 0, true);
+                    Ok(Ok(spare)) if !self.stopped.load(Ordering::Relaxed) => {
+                        (delay, unanswered) = (Duration::ZERO, 0);
+                        if self.off.swap(false, Ordering::Relaxed) {
+                            tracing::info!("--pool: the -d end parks connections now; spares back in use");
+                        }
                         self.lock().push_back(spare);
                     }
                     Ok(Ok(spare)) => retire(spare),
                     Ok(Err(e)) => {
-                        if matches!(e, ConnError::Handshake(HandshakeError::ParkUnanswered)) && !ever_accepted {
-                            unanswered += 1;
-                            if unanswered >= UNANSWERED_LIMIT {
-                                tracing::warn!(
-                                    "--pool: the -d end closed {unanswered} connections it was asked to park \
-                                     without answering: it predates parked connections (upgrade it to use \
-                                     --pool); connecting per client instead"
-                                );
-                                self.off.store(true, Ordering::Relaxed);
-                                return;
-                            }
+                        let reason = spare_failure(&e);
+                        self.failed[reason as usize].fetch_add(1, Ordering::Relaxed);
+                        unanswered = if reason == SpareFailure::Unanswered { unanswered + 1 } else { 0 };
+                        if unanswered >= UNANSWERED_LIMIT && !self.off.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                "--pool: the -d end closed {unanswered} connections it was asked to park \
+                                 without answering: it predates parked connections (upgrade it to use \
+                                 --pool); connecting per client instead, and trying again every {:?}",
+                                self.idle
+                            );
                         }
-                        delay = (delay * 2).clamp(BACKOFF.0, BACKOFF.1);
+                        delay = if self.is_on() { (delay * 2).clamp(BACKOFF.0, BACKOFF.1) } else { self.idle };
                         retry_at = Some(Instant::now() + delay);
                         tracing::debug!("--pool: cannot make a spare connection: {e}; next try in {delay:?}");
                     }
@@ -164,9 +215,10 @@ impl Pool {
         }
     }
 
-    /// Whether clients may take spares: false once the `-d` end turned out not to park connections.
+    /// Whether clients may take spares: false while the `-d` end does not park connections, and once
+    /// the end stops.
     pub fn is_on(&self) -> bool {
-        !self.off.load(Ordering::Relaxed)
+        !self.off.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed)
     }
 
     /// Retires every spare, and lets the filler make new ones: after a reload, spares made under the
@@ -181,11 +233,12 @@ impl Pool {
 
     /// Retires every spare and makes no more (the end is stopping): each gets this end's end of stream.
     pub fn retire_all(&self) {
-        self.off.store(true, Ordering::Relaxed);
+        self.stopped.store(true, Ordering::Relaxed);
         self.flush();
     }
 
-    /// Drops spares the `-d` end has closed or retired, and retires those kept for `--pool-idle`.
+    /// Drops spares the `-d` end has closed or retired, or that keepalive found dead, and retires those
+    /// whose time is up.
     fn sweep(&self) {
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -195,7 +248,7 @@ impl Pool {
             if !is_open(&spare.sockets.0) {
                 continue;
             }
-            if now.duration_since(spare.born) < self.idle {
+            if now < spare.expires {
                 kept.push_back(spare);
             } else {
                 expired.push(spare);
@@ -214,19 +267,40 @@ impl Pool {
 }
 
 /// Makes one spare: connects to the `-d` end, runs the handshake asking it to park the connection,
-/// and waits for its answer, within -o.
-async fn make(tunnel: &Tunnel) -> Result<Spare, ConnError> {
+/// and waits for its answer, within -o. The connection gets keepalive probes tight enough to find the
+/// `-d` end gone while it waits.
+async fn make(tunnel: &Tunnel, idle: Duration) -> Result<Spare, ConnError> {
     let (mut er, mut ew) = dial(&tunnel.dialer, &tunnel.stats).await?.into_split();
+    let probes = watch(&er, idle).map_err(|e| ConnError::Handshake(HandshakeError::Io(e)))?;
     let keys = tunnel.keys.current();
     let shaking = Instant::now();
     let parked = native::initiate_parked(&mut er, &mut ew, keys.first());
     match timeout(tunnel.dialer.timeout, parked).await {
         Ok(Ok(ready)) => {
             tunnel.stats.handshake_done(Protocol::Native, shaking.elapsed());
-            Ok(Spare { sockets: (er, ew), ready, born: Instant::now() })
+            let life = idle.mul_f64(1.0 - rand::rng().random_range(0.0..JITTER));
+            Ok(Spare { sockets: (er, ew), ready, expires: Instant::now() + life, probes })
         }
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(ConnError::HandshakeTimeout),
+    }
+}
+
+/// Sets a spare's keepalive probing for a spare's life of `idle`, and returns what it had.
+fn watch(read: &ReadHalf, idle: Duration) -> std::io::Result<Option<Probes>> {
+    let Some(before) = read.probes()? else { return Ok(None) };
+    let probe = (idle / 6).clamp(Duration::from_secs(1), PROBE);
+    read.set_probes(Probes { on: true, idle: probe, interval: probe, count: PROBES_UNANSWERED })?;
+    Ok(Some(before))
+}
+
+/// The reason a spare could not be made, for its counter.
+fn spare_failure(e: &ConnError) -> SpareFailure {
+    match e {
+        ConnError::Target { .. } | ConnError::TargetTimeout => SpareFailure::Connect,
+        ConnError::Handshake(HandshakeError::ParkRefused) => SpareFailure::Refused,
+        ConnError::Handshake(HandshakeError::ParkUnanswered) => SpareFailure::Unanswered,
+        _ => SpareFailure::Handshake,
     }
 }
 
@@ -248,4 +322,39 @@ fn retire(spare: Spare) {
 fn is_open(read: &ReadHalf) -> bool {
     let mut probe = Vec::with_capacity(64);
     matches!(read.try_read_buf(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::addr::Addr;
+    use crate::tunnel::stream::{Stream, TcpOptions};
+
+    /// A connected TCP socket's read half, with SO_KEEPALIVE as `keepalive`.
+    async fn connected(keepalive: bool) -> (ReadHalf, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = Addr::Tcp(listener.local_addr().unwrap());
+        let stream = Stream::connect(&addr, None, TcpOptions { keepalive }).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (stream.into_split().0, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_spare_probes_while_it_waits_and_a_client_gets_back_the_probing_it_had() {
+        for keepalive in [true, false] {
+            let (read, _peer) = connected(keepalive).await;
+            let before = read.probes().unwrap().unwrap();
+            assert_eq!(before.on, keepalive);
+            for (idle, probe) in
+                [(Duration::from_secs(60), PROBE), (Duration::from_secs(3), Duration::from_secs(1))]
+            {
+                let kept = watch(&read, idle).unwrap();
+                assert_eq!(kept, Some(before), "what it had, to give back");
+                let watched = Probes { on: true, idle: probe, interval: probe, count: PROBES_UNANSWERED };
+                assert_eq!(read.probes().unwrap(), Some(watched), "--pool-idle {idle:?}");
+                read.set_probes(before).unwrap();
+                assert_eq!(read.probes().unwrap(), Some(before), "given back");
+            }
+        }
+    }
 }

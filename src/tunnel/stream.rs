@@ -41,6 +41,19 @@ impl TcpOptions {
     }
 }
 
+/// TCP keepalive probing, as a socket has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probes {
+    /// SO_KEEPALIVE.
+    pub on: bool,
+    /// TCP_KEEPIDLE: quiet time before the first probe.
+    pub idle: Duration,
+    /// TCP_KEEPINTVL: time between unanswered probes.
+    pub interval: Duration,
+    /// TCP_KEEPCNT: probes left unanswered before the connection is dropped.
+    pub count: u32,
+}
+
 impl Stream {
     /// Connects to `addr`, binding TCP connections to `bind` first when given. A TCP socket gets
     /// TCP_NODELAY and the keepalive setting of `options` before it connects.
@@ -139,6 +152,36 @@ impl ReadHalf {
             ReadHalf::Tcp(r) => r.try_read_vectored(bufs),
             ReadHalf::Unix(r) => r.try_read_vectored(bufs),
         }
+    }
+
+    /// The socket's keepalive probing; `None` for a unix socket, which has none.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    pub fn probes(&self) -> io::Result<Option<Probes>> {
+        let ReadHalf::Tcp(r) = self else { return Ok(None) };
+        let socket = socket2::SockRef::from(r.as_ref());
+        Ok(Some(Probes {
+            on: socket.keepalive()?,
+            idle: socket.tcp_keepalive_time()?,
+            interval: socket.tcp_keepalive_interval()?,
+            count: socket.tcp_keepalive_retries()?,
+        }))
+    }
+
+    /// Sets the socket's keepalive probing; nothing for a unix socket.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    pub fn set_probes(&self, probes: Probes) -> io::Result<()> {
+        let ReadHalf::Tcp(r) = self else { return Ok(()) };
+        let socket = socket2::SockRef::from(r.as_ref());
+        let times = socket2::TcpKeepalive::new()
+            .with_time(probes.idle)
+            .with_interval(probes.interval)
+            .with_retries(probes.count);
+        socket.set_tcp_keepalive(&times)?;
+        socket.set_keepalive(probes.on)
     }
 
     /// Appends what is there to `buf`'s spare capacity without waiting; `WouldBlock` when nothing is.
