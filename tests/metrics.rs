@@ -352,3 +352,41 @@ fn a_connection_closed_for_being_idle_is_counted_as_such() {
     assert_eq!(sample(&d, r#"spiped_connections_completed_total{outcome="clean"}"#), Some(0.0), "{d}");
     assert_eq!(sample(&d, r#"spiped_plaintext_bytes_total{direction="opened"}"#), Some(4.0), "{d}");
 }
+
+/// The endpoint serves 16 clients at once; none of these may keep a slot for ever: 16 clients that
+/// pipeline requests and never read the replies (each closed once its replies make no progress for
+/// 10 s), one that idles after a request (closed by the 5 s limit on the next request's headers), and
+/// one whose request body never ends (answered without being read, then closed).
+#[test]
+fn clients_that_never_read_idle_or_never_finish_a_body_cannot_keep_a_scrape_out() {
+    let dir = scratch("metrics-stalled");
+    let key = key_file(&dir, "k");
+    let e_metrics = free_addr();
+    let pipe =
+        Pipe::start(&dir, &key, &format!("[127.0.0.1]:{}", echo_server()), &[], &["--metrics", &e_metrics]);
+    // The two that take a slot first, so that some of the 16 wait for theirs in the backlog.
+    let mut idle = TcpStream::connect(&e_metrics).unwrap();
+    idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut endless = TcpStream::connect(&e_metrics).unwrap();
+    endless.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nsome").unwrap();
+    let _unread: Vec<TcpStream> =
+        (0..16).map(|_| http::pipeline_unread(&e_metrics, "/metrics").unwrap()).collect();
+
+    // The tunnel's own connections do not wait for the endpoint.
+    let conn = TcpStream::connect(pipe.e_addr()).unwrap();
+    assert_eq!(echo_through(conn, b"meanwhile"), b"meanwhile");
+    let scraped = eventually("a scrape is served", Duration::from_secs(90), || {
+        http::get(&e_metrics, "/metrics").map_err(|e| e.to_string())
+    });
+    assert_eq!(scraped.status, 200, "{scraped:?}");
+    assert!(scraped.body.contains("spiped_build_info{"), "{}", scraped.body);
+
+    for (what, client) in [("idle", &mut idle), ("endless body", &mut endless)] {
+        let got = read_until_closed(client).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: answered, then closed: {got}");
+        assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{what}: one reply: {got}");
+    }
+    let conn = TcpStream::connect(pipe.e_addr()).unwrap();
+    assert_eq!(echo_through(conn, b"after"), b"after");
+}

@@ -93,6 +93,32 @@ fn record(sealer: &mut Sealer, kind: u8, body: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// One record of a transcript: direction, type byte, body, and what it is.
+type Step<'a> = (&'a str, u8, &'a [u8], &'a str);
+
+fn type_name(kind: u8) -> &'static str {
+    match kind {
+        TYPE_DATA => "data",
+        TYPE_END => "end",
+        TYPE_PARK => "park",
+        _ => unreachable!("the transcripts hold only known types"),
+    }
+}
+
+/// Seals `steps` in order, each with its direction's sealer, as the vector files list records.
+fn sealed_records(to_responder: &mut Sealer, to_initiator: &mut Sealer, steps: &[Step]) -> Vec<Value> {
+    let mut records = Vec::new();
+    for &(direction, kind, body, note) in steps {
+        let sealer = if direction == "i2r" { &mut *to_responder } else { &mut *to_initiator };
+        let wire = record(sealer, kind, body);
+        records.push(json!({
+            "direction": direction, "type": type_name(kind), "body_hex": hex(body), "record_hex": hex(&wire),
+            "note": note
+        }));
+    }
+    records
+}
+
 fn handshake_vector() -> Value {
     let t = transcript(KEY_FILE, KEY_FILE);
     let (mut ctx, _) = t.client.split();
@@ -102,7 +128,7 @@ fn handshake_vector() -> Value {
         "note": "key confirmation: the initiator's first record"
     })];
     let full: Vec<u8> = (0..RECORD_MAX_BODY).map(|i| (i * 7 % 251) as u8).collect();
-    let steps: [(&str, u8, &[u8], &str); 6] = [
+    let steps: [Step; 6] = [
         ("i2r", TYPE_DATA, b"*1\r\n$4\r\nPING\r\n", "a small write"),
         ("r2i", TYPE_DATA, b"+PONG\r\n", "the responder's first record"),
         ("i2r", TYPE_DATA, &full, "the largest record the wire allows"),
@@ -110,14 +136,7 @@ fn handshake_vector() -> Value {
         ("i2r", TYPE_END, b"", "initiator half-closes"),
         ("r2i", TYPE_END, b"", "responder half-closes"),
     ];
-    for (direction, kind, body, note) in steps {
-        let sealer = if direction == "i2r" { &mut ctx } else { &mut stx };
-        let wire = record(sealer, kind, body);
-        let kind = if kind == TYPE_DATA { "data" } else { "end" };
-        records.push(json!({
-            "direction": direction, "type": kind, "body_hex": hex(body), "record_hex": hex(&wire), "note": note
-        }));
-    }
+    records.extend(sealed_records(&mut ctx, &mut stx, &steps));
     json!({
         "description": "A complete native v1 connection between fixed ephemeral keys (docs/PROTOCOL.md). \
                         Records are listed in the order they are sealed; each direction's counter starts at 0.",
@@ -131,6 +150,64 @@ fn handshake_vector() -> Value {
         "hello_hex": hex(&t.hello),
         "msg2_hex": hex(&t.msg2),
         "records": records,
+    })
+}
+
+/// One parked connection (docs/PROTOCOL.md, 4.6) after handshake.json's hello and message 2.
+fn parked_connection(name: &str, description: &str, steps: &[Step]) -> Value {
+    let t = transcript(KEY_FILE, KEY_FILE);
+    let (mut ctx, _) = t.client.split();
+    // The transcript sealed a data record as the key confirmation; a parked connection's is its park
+    // record, under the same key and counter.
+    ctx.set_counter(0);
+    let (mut stx, _) = t.server.split();
+    json!({ "name": name, "description": description, "records": sealed_records(&mut ctx, &mut stx, steps) })
+}
+
+fn parked_vectors() -> Value {
+    let park: Step = ("i2r", TYPE_PARK, b"", "key confirmation asking the responder to park the connection");
+    let parked: Step = ("r2i", TYPE_PARK, b"", "the responder parks it: its first record");
+    let connections = [
+        parked_connection(
+            "put_to_use",
+            "Parked at both ends, then put to use by a client: the responder contacts its target only on \
+             the initiator's first data record (empty, as spiped-rs sends it; the client's bytes follow in \
+             records of their own), and the connection goes on as any other.",
+            &[
+                park,
+                parked,
+                ("i2r", TYPE_DATA, b"", "puts it to use: the responder contacts its target now"),
+                ("i2r", TYPE_DATA, b"*1\r\n$4\r\nPING\r\n", "the client's first bytes"),
+                ("r2i", TYPE_DATA, b"+PONG\r\n", "the target's reply"),
+                ("i2r", TYPE_END, b"", "initiator half-closes"),
+                ("r2i", TYPE_END, b"", "responder half-closes"),
+            ],
+        ),
+        parked_connection(
+            "retired_by_initiator",
+            "A spare the initiator retires unused (spiped-rs's -e end does at --pool-idle): nothing reaches \
+             the target.",
+            &[
+                park,
+                parked,
+                ("i2r", TYPE_END, b"", "the initiator retires its spare"),
+                ("r2i", TYPE_END, b"", "the responder's answer: the connection ends unused"),
+            ],
+        ),
+        parked_connection(
+            "refused",
+            "A park request the responder refuses (it holds as many parked connections as it allows, or is \
+             stopping): its end of stream in place of its park record. The connection is over; nothing \
+             reached the target.",
+            &[park, ("r2i", TYPE_END, b"", "the refusal")],
+        ),
+    ];
+    json!({
+        "description": "Complete parked connections (docs/PROTOCOL.md, 4.6). Key file, ephemeral keys, hello \
+                        and message 2 are those of handshake.json; the initiator's key confirmation is a park \
+                        record in place of handshake.json's data record. Each connection lists its records in \
+                        the order they are sealed; each direction's counter starts at 0.",
+        "connections": connections,
     })
 }
 
@@ -277,6 +354,7 @@ fn committed_vectors_match_this_implementation() {
         ("handshake.json", handshake_vector()),
         ("fail_handshake.json", fail_handshake_vectors()),
         ("fail_records.json", fail_record_vectors()),
+        ("parked.json", parked_vectors()),
     ];
     for (name, value) in files {
         let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
