@@ -112,7 +112,7 @@ mod tests {
         .await
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_write_nobody_reads_fails_once_the_limit_has_passed() {
         let limit = Duration::from_millis(100);
         let (near, mut far) = duplex(PIPE);
@@ -129,7 +129,8 @@ mod tests {
     }
 
     /// Each wait is well under the limit, all of them together well over it: progress restarts it.
-    #[tokio::test]
+    /// (Paused time: the runtime's clock moves only by the sleeps, so no wait is longer than written.)
+    #[tokio::test(start_paused = true)]
     async fn a_reader_that_keeps_reading_is_never_cut_off() {
         let limit = Duration::from_secs(1);
         let (near, mut far) = duplex(PIPE);

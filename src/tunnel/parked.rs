@@ -124,7 +124,7 @@ pub async fn hold(
     out.clear();
     let mut retiring = parked.retire(&mut out).map_err(HandshakeError::from)?;
     send_last(ew, &out).await;
-    // The -e end answers with its own end; if it put the connection to use as ours crossed, its
+    // The -e end answers with its own end, or closes; if it put the connection to use as ours crossed, its
     // data is refused and the connection reset, never delivered.
     let until = Instant::now() + RETIRE_WAIT;
     let mut buf = Vec::with_capacity(PARKED_READ);

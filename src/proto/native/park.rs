@@ -71,7 +71,8 @@ pub struct Ready {
 pub enum Waiting {
     /// Nothing whole yet.
     NeedMore(Ready),
-    /// Its end of stream: it retired the connection, which must not be put to use.
+    /// Its end of stream: it retired the connection, which must not be put to use. The initiator closes
+    /// it; it need not answer (docs/PROTOCOL.md 4.6), so no state is kept to seal an answer with.
     Retired,
 }
 
