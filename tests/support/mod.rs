@@ -31,6 +31,7 @@ pub mod keys;
 mod notify;
 mod pipe;
 mod ports;
+pub mod previous;
 pub mod prometheus;
 mod redis;
 mod running;
