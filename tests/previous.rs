@@ -180,3 +180,40 @@ fn a_current_e_end_with_a_pool_falls_back_against_a_previous_d_end_and_says_so_o
         d.log_text()
     );
 }
+
+/// What the `-e` end logs when a probe finds the `-d` end parking again (src/tunnel/pool.rs).
+const BACK_ON: &str = "--pool: the -d end parks connections now; spares back in use";
+
+#[test]
+fn a_pool_turned_off_by_a_previous_d_end_comes_back_once_that_end_is_upgraded() {
+    let dir = scratch("previous-upgrade");
+    let redis = Redis::start(&dir, false);
+    let key = key_file(&dir, "k");
+    let key = key.to_str().unwrap();
+    let target = format!("[127.0.0.1]:{}", redis.port);
+    let d_source = format!("[127.0.0.1]:{}", free_port());
+    let e_source = format!("[127.0.0.1]:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let d_args = ["-d", "-s", &d_source, "-t", &target, "-k", key];
+    let mut d = previous_cmd(&dir, "d-previous").args(d_args).start();
+    let e = SpipedCmd::new(&dir, "e")
+        .args(["-e", "-s", &e_source, "-t", &d_source, "-k", key, "--pool", "3", "--pool-idle", "0.25"])
+        .args(["--metrics", &metrics])
+        .start();
+    let addr = plain_addr(&e_source);
+    wait_for_log(&e, &fallback_warning("250ms"));
+    assert_eq!(redis_via(&addr, &["ping"]), "PONG", "served without the pool");
+
+    // The -d end is upgraded in place: stopped, and the current release started on its address.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_gone(Duration::from_secs(20));
+    let _d = SpipedCmd::new(&dir, "d-current").args(d_args).start();
+    wait_for_log(&e, BACK_ON);
+    eventually("clients served from spares again", Duration::from_secs(30), || {
+        assert_eq!(redis_via(&addr, &["ping"]), "PONG");
+        match sample(&metrics, r#"spiped_pool_clients_total{spare="taken"}"#) {
+            taken if taken > 0.0 => Ok(()),
+            _ => Err("no client has taken a spare yet"),
+        }
+    });
+}

@@ -39,6 +39,9 @@ pub struct SpipedCmd {
     wrapper: Vec<OsString>,
     /// Environment added to the test's own.
     env: Vec<(OsString, OsString)>,
+    /// The spiped binary: the one under test unless [`SpipedCmd::program`] says otherwise (an older
+    /// release, for compatibility tests).
+    program: PathBuf,
     /// Foreground, or daemon mode and where its pid file is.
     mode: Mode,
     /// The `--log-level` passed, or `None` for spiped's default.
@@ -71,6 +74,7 @@ impl SpipedCmd {
             stdin: None,
             wrapper: Vec::new(),
             env: Vec::new(),
+            program: PathBuf::from(spiped_bin()),
             mode: Mode::Foreground,
             log_level: Some(DEFAULT_LOG_LEVEL.to_string()),
             wait_ready: true,
@@ -92,6 +96,12 @@ impl SpipedCmd {
     /// Runs spiped through `program args...`, which must exec it (prlimit, `ip netns exec`).
     pub fn wrapper<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, command: I) -> SpipedCmd {
         self.wrapper = command.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        self
+    }
+
+    /// Runs `program` in place of the binary under test.
+    pub fn program(mut self, program: &Path) -> SpipedCmd {
+        self.program = program.to_path_buf();
         self
     }
 
@@ -139,10 +149,10 @@ impl SpipedCmd {
         let mut cmd = match self.wrapper.split_first() {
             Some((program, wrapper_args)) => {
                 let mut cmd = Command::new(program);
-                cmd.args(wrapper_args).arg(spiped_bin());
+                cmd.args(wrapper_args).arg(&self.program);
                 cmd
             }
-            None => Command::new(spiped_bin()),
+            None => Command::new(&self.program),
         };
         if let Mode::Foreground = self.mode {
             cmd.arg("-F");

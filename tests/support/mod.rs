@@ -2,9 +2,9 @@
 //! TCP servers, all on loopback. Nothing here is a mock: every byte crosses real sockets.
 //!
 //! Layout:
-//! - `cmd`: [`SpipedCmd`] starts the built binary in any mode (foreground, daemon mode with its pid
-//!   file, a key on standard input, under a wrapper such as prlimit, extra environment) and returns a
-//!   [`Spiped`]; [`run_spiped`] runs it to completion.
+//! - `cmd`: [`SpipedCmd`] starts the built binary (or an older release's) in any mode (foreground,
+//!   daemon mode with its pid file, a key on standard input, under a wrapper such as prlimit, extra
+//!   environment) and returns a [`Spiped`]; [`run_spiped`] runs it to completion.
 //! - `running`: [`Spiped`], a running daemon: its log, signals, exit, notifications; killed on drop.
 //! - `notify`: the `NOTIFY_SOCKET` a started daemon reports `READY=1` and its status to.
 //! - `wait`: [`eventually`], the one "poll until a deadline" loop, and the waits built on it.
@@ -17,6 +17,8 @@
 //!   one line), our `-d` in front of a service, and the services: slow echo, digest sink, speaker, silent.
 //! - `http`: a plain HTTP GET over TCP or a unix socket.
 //! - `prometheus`: `promtool check metrics`, and a real Prometheus server that scrapes and answers queries.
+//! - `previous`: spiped of the previous protocol version (before parked connections), built once by
+//!   scripts/build-previous, for the compatibility tests.
 //! - `sshd`: a throwaway sshd on a loopback port with its own host and user keys, and a bounded runner.
 
 // Each test binary compiles this module and uses a different subset of it, so an item one binary

@@ -1,7 +1,6 @@
 //! The `spiped` of the previous protocol version, from before parked connections (issue 16), built by
 //! scripts/build-previous from a fixed commit, and started through the same harness as the current one.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -21,19 +20,8 @@ pub fn previous_spiped() -> &'static Path {
 }
 
 /// [`SpipedCmd`] for the previous version's binary instead of the current one.
-///
-/// The harness always runs the current binary, after a wrapper if one is given: this wrapper is a shell
-/// that drops that path and execs the previous binary in its place, with the same arguments, so the
-/// process started (its log, its readiness, its kill on drop) is the previous daemon.
 pub fn previous_cmd(dir: &Path, name: &str) -> SpipedCmd {
-    // `sh -c SCRIPT previous current args...`: "$0" is the previous binary, "$1" the current one.
-    let script = r#"shift; exec "$0" "$@""#;
-    SpipedCmd::new(dir, name).wrapper([
-        OsStr::new("sh"),
-        OsStr::new("-c"),
-        OsStr::new(script),
-        previous_spiped().as_os_str(),
-    ])
+    SpipedCmd::new(dir, name).program(previous_spiped())
 }
 
 /// Runs scripts/build-previous and checks what it built.
