@@ -142,6 +142,11 @@ impl SpareFailure {
             SpareFailure::Unanswered => "unanswered",
         }
     }
+
+    /// Where this reason's counter is (in [`PoolCounts::failed`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// What an `-e --pool` end's spares did, counted since start.
@@ -464,5 +469,14 @@ mod tests {
         }
         let labels: std::collections::HashSet<_> = Failure::ALL.iter().map(|f| f.label()).collect();
         assert_eq!(labels.len(), Failure::ALL.len());
+    }
+
+    #[test]
+    fn each_spare_failure_has_its_own_counter_and_label() {
+        for (n, reason) in SpareFailure::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), n, "ALL is in the order of the enum");
+        }
+        let labels: std::collections::HashSet<_> = SpareFailure::ALL.iter().map(|f| f.label()).collect();
+        assert_eq!(labels.len(), SpareFailure::ALL.len());
     }
 }

@@ -1,9 +1,10 @@
 //! Two hosts: network namespaces joined by a veth pair, Redis and a `-d` end in one, an `-e` end and
 //! the client in the other. A capture on the veth must hold none of the keys and values that crossed
 //! it, while holding the protocol's preamble (so the capture did see the traffic). A server host that
-//! vanishes without a word costs an `-e --pool` end its spares, found dead, and no client an error
-//! once a new host takes its place. Needs root, so each is ignored in a plain `cargo test` (scripts/test-all runs it with `--include-ignored`); without
-//! iproute2 and tcpdump it fails rather than skips.
+//! vanishes without a word costs an `-e --pool` end its spares, found dead by keepalive, and a new
+//! host at its address serves every client. Needs root, so each is ignored in a plain `cargo test`
+//! (scripts/test-all runs them with `--include-ignored`); without iproute2 and tcpdump they fail rather
+//! than skip.
 
 mod support;
 
@@ -225,7 +226,7 @@ fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
     drop(server);
     wait_spares(0);
 
-    // A new host takes its address: every client is served, none handed a spare of the old one.
+    // A new host takes its address: every client is served, then from its spares.
     let server = Netns::new(&format!("spiped-pv-srv2-{id}"));
     link(&server, &client, &format!("{id}b"));
     let _redis = redis_on(&server, &dir);

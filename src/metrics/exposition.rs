@@ -118,8 +118,8 @@ fn families(s: &Snapshot, end: End) -> Vec<MetricFamily> {
         ),
         counter(
             "spiped_pool_clients_total",
-            "-e --pool: clients served from a spare (taken), and clients that found none ready and \
-             connected as without a pool (missed).",
+            "-e --pool: clients served from a spare (taken), and clients that found none ready, or the \
+             pool off, and connected as without a pool (missed).",
             [(vec![label("spare", "taken")], s.pool.taken), (vec![label("spare", "missed")], s.pool.missed)],
         ),
         counter(
@@ -129,7 +129,7 @@ fn families(s: &Snapshot, end: End) -> Vec<MetricFamily> {
              unanswered (closed unanswered: a -d end that predates parked connections).",
             SpareFailure::ALL
                 .iter()
-                .map(|&reason| (vec![label("reason", reason.label())], s.pool.failed[reason as usize])),
+                .map(|&reason| (vec![label("reason", reason.label())], s.pool.failed[reason.index()])),
         ),
         counter(
             "spiped_reloads_total",

@@ -10,9 +10,9 @@
 //! asked to park without answering predates parked connections: the pool says so and turns off, then
 //! tries one spare every `--pool-idle` and turns back on once the `-d` end parks it (upgraded).
 //!
-//! Spares carry keepalive probes while they wait, tight enough that one whose `-d` host vanished
-//! without a word is found dead and dropped, not handed to a client; a client's connection gets back
-//! the probing it would have had without the pool.
+//! Spares carry keepalive probes while they wait, so that one whose `-d` host vanished without a word
+//! is found dead within seconds and dropped; a client's connection gets back the probing it would have
+//! had without the pool.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +31,7 @@ use super::handshake::{HandshakeError, native};
 use super::stream::{Probes, ReadHalf, WriteHalf};
 use crate::proto::Protocol;
 use crate::proto::native::Ready;
+use crate::keys::KeySet;
 use crate::stats::{PoolCounts, SpareFailure};
 
 /// Shortest and longest pause after a spare could not be made.
@@ -48,11 +49,12 @@ const SWEEP: Duration = Duration::from_secs(1);
 const JITTER: f64 = 0.1;
 
 /// A spare's keepalive probing, at most: a `-d` host that vanishes without a word (a crash, a network
-/// that drops idle flows) leaves spares that look open, and only probes find them dead before a client
-/// is handed one. With 2 probes unanswered, a spare is found dead within 15 s of its host's going; a
-/// probe every 5 s per spare is nothing on the wire. Shorter for a short `--pool-idle`: a sixth of it,
-/// so a dead spare is found within half its life.
-const PROBE: Duration = Duration::from_secs(5);
+/// that drops idle flows) leaves spares that look open, and only probes find them dead. With 2 probes
+/// unanswered, a spare is found dead within about 6 s of its host's going (and dropped at the next
+/// sweep); a client that takes one before then meets what any connection meets when its server's host
+/// vanishes. A probe every 2 s per spare is nothing on the wire. Shorter for a short `--pool-idle`: a
+/// sixth of it, but never under the kernel's 1 s.
+const PROBE: Duration = Duration::from_secs(2);
 
 /// Unanswered probes after which a spare's connection is dropped.
 const PROBES_UNANSWERED: u32 = 2;
@@ -79,6 +81,17 @@ pub struct Pool {
     missed: AtomicU64,
     /// Spares that could not be made, by [`SpareFailure`].
     failed: [AtomicU64; SpareFailure::ALL.len()],
+}
+
+/// The filler's pace: how soon it may make the next spare after failures.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The pause after the last failure; doubled by each failure in a row.
+    delay: Duration,
+    /// No spare is made before then; `None` when none failed last.
+    retry_at: Option<Instant>,
+    /// Spares closed unanswered in a row.
+    unanswered: u32,
 }
 
 /// A connection parked at both ends.
@@ -149,16 +162,14 @@ impl Pool {
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 return Some(spare);
             }
-            tracing::debug!("a spare connection was found closed when taken; trying the next");
+            tracing::debug!("a spare connection was found closed or past its time when taken; trying the next");
         }
     }
 
     /// Keeps the pool filled until the end stops.
     pub async fn keep_filled(self: Arc<Self>, tunnel: Arc<Tunnel>) {
         let mut making = JoinSet::new();
-        // After a failure no spare is made before `retry_at`; each failure in a row doubles `delay`.
-        let (mut delay, mut retry_at) = (Duration::ZERO, None::<Instant>);
-        let mut unanswered = 0;
+        let mut pace = Pace::default();
         let period = SWEEP.min(self.idle / 2);
         let mut next_sweep = Instant::now();
         while !self.stopped.load(Ordering::Relaxed) {
@@ -168,8 +179,8 @@ impl Pool {
                 self.sweep();
                 next_sweep = now + period;
             }
-            if retry_at.is_none_or(|at| now >= at) {
-                retry_at = None;
+            if pace.retry_at.is_none_or(|at| now >= at) {
+                pace.retry_at = None;
                 // While off, one spare at a time probes whether the -d end parks now.
                 let wanted = if self.is_on() { self.size } else { 1 };
                 while self.ready() as usize + making.len() < wanted {
@@ -178,41 +189,62 @@ impl Pool {
                     making.spawn(async move { make(&tunnel, idle).await });
                 }
             }
-            let wake = retry_at.map_or(next_sweep, |at| at.min(next_sweep));
+            let wake = pace.retry_at.map_or(next_sweep, |at| at.min(next_sweep));
             tokio::select! {
                 () = self.wanted.notified() => {}
                 () = sleep_until(wake) => {}
                 Some(made) = making.join_next() => match made {
-                    // (Its key may have been replaced while it was made: then it goes at the next flush
-                    // or sweep, as a spare made a moment before the reload does.)
-                    Ok(Ok(spare)) if !self.stopped.load(Ordering::Relaxed) => {
-                        (delay, unanswered) = (Duration::ZERO, 0);
-                        if self.off.swap(false, Ordering::Relaxed) {
-                            tracing::info!("--pool: the -d end parks connections now; spares back in use");
-                        }
-                        self.lock().push_back(spare);
+                    // Made under the keys in force: kept. A reload while it was made flushed the others
+                    // made under the old key, and this one goes too.
+                    Ok(Ok((spare, keys))) if Arc::ptr_eq(&keys, &tunnel.keys.current()) => {
+                        pace = Pace::default();
+                        self.keep(spare);
                     }
-                    Ok(Ok(spare)) => retire(spare),
-                    Ok(Err(e)) => {
-                        let reason = spare_failure(&e);
-                        self.failed[reason as usize].fetch_add(1, Ordering::Relaxed);
-                        unanswered = if reason == SpareFailure::Unanswered { unanswered + 1 } else { 0 };
-                        if unanswered >= UNANSWERED_LIMIT && !self.off.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                "--pool: the -d end closed {unanswered} connections it was asked to park \
-                                 without answering: it predates parked connections (upgrade it to use \
-                                 --pool); connecting per client instead, and trying again every {:?}",
-                                self.idle
-                            );
-                        }
-                        delay = if self.is_on() { (delay * 2).clamp(BACKOFF.0, BACKOFF.1) } else { self.idle };
-                        retry_at = Some(Instant::now() + delay);
-                        tracing::debug!("--pool: cannot make a spare connection: {e}; next try in {delay:?}");
-                    }
-                    Err(e) => tracing::warn!("--pool: a task making a spare failed: {e}"),
+                    Ok(Ok((spare, _))) => retire(spare),
+                    Ok(Err(e)) => self.failed(&mut pace, spare_failure(&e), &e),
+                    // A panic: counted, and paced, as any other failure.
+                    Err(e) => self.failed(&mut pace, SpareFailure::Handshake, &e),
                 },
             }
         }
+    }
+
+    /// Adds a spare just made, unless the end has stopped meanwhile (then it is retired); a spare made
+    /// while the pool was off shows the `-d` end parks connections now.
+    fn keep(&self, spare: Spare) {
+        let mut spares = self.lock();
+        // Under the lock: `retire_all` sets `stopped` before it drains, so a spare is either drained
+        // by it or never added.
+        if self.stopped.load(Ordering::Relaxed) {
+            drop(spares);
+            return retire(spare);
+        }
+        if self.off.swap(false, Ordering::Relaxed) {
+            tracing::info!("--pool: the -d end parks connections now; spares back in use");
+        }
+        spares.push_back(spare);
+    }
+
+    /// Counts a spare that could not be made, and sets when the next may be made: after a pause that
+    /// doubles with each failure in a row, or `--pool-idle` while the pool is off. Closed unanswered
+    /// [`UNANSWERED_LIMIT`] times in a row, the pool turns off: the spares it holds go (they cannot be
+    /// from this `-d` end), and clients connect as without it.
+    fn failed(&self, pace: &mut Pace, reason: SpareFailure, e: &dyn std::fmt::Display) {
+        self.failed[reason.index()].fetch_add(1, Ordering::Relaxed);
+        pace.unanswered = if reason == SpareFailure::Unanswered { pace.unanswered + 1 } else { 0 };
+        if pace.unanswered >= UNANSWERED_LIMIT && !self.off.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "--pool: the -d end closed {} connections it was asked to park without answering: it \
+                 predates parked connections (upgrade it to use --pool); connecting per client instead, \
+                 and trying again every {:?}",
+                pace.unanswered,
+                self.idle
+            );
+            self.flush();
+        }
+        pace.delay = if self.is_on() { (pace.delay * 2).clamp(BACKOFF.0, BACKOFF.1) } else { self.idle };
+        pace.retry_at = Some(Instant::now() + pace.delay);
+        tracing::debug!("--pool: cannot make a spare connection: {e}; next try in {:?}", pace.delay);
     }
 
     /// Whether clients may take spares: false while the `-d` end does not park connections, and once
@@ -268,8 +300,9 @@ impl Pool {
 
 /// Makes one spare: connects to the `-d` end, runs the handshake asking it to park the connection,
 /// and waits for its answer, within -o. The connection gets keepalive probes tight enough to find the
-/// `-d` end gone while it waits.
-async fn make(tunnel: &Tunnel, idle: Duration) -> Result<Spare, ConnError> {
+/// `-d` end gone while it waits. Returns the keys it was made under, for the filler to check they are
+/// still in force.
+async fn make(tunnel: &Tunnel, idle: Duration) -> Result<(Spare, Arc<KeySet>), ConnError> {
     let (mut er, mut ew) = dial(&tunnel.dialer, &tunnel.stats).await?.into_split();
     let probes = watch(&er, idle).map_err(|e| ConnError::Handshake(HandshakeError::Io(e)))?;
     let keys = tunnel.keys.current();
@@ -279,7 +312,7 @@ async fn make(tunnel: &Tunnel, idle: Duration) -> Result<Spare, ConnError> {
         Ok(Ok(ready)) => {
             tunnel.stats.handshake_done(Protocol::Native, shaking.elapsed());
             let life = idle.mul_f64(1.0 - rand::rng().random_range(0.0..JITTER));
-            Ok(Spare { sockets: (er, ew), ready, expires: Instant::now() + life, probes })
+            Ok((Spare { sockets: (er, ew), ready, expires: Instant::now() + life, probes }, keys))
         }
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(ConnError::HandshakeTimeout),
@@ -327,27 +360,41 @@ fn is_open(read: &ReadHalf) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Psk;
+    use crate::proto::native::{Accepted, Confirm, EphemeralKey, Initiator, Responder};
     use crate::tunnel::addr::Addr;
     use crate::tunnel::stream::{Stream, TcpOptions};
 
-    /// A connected TCP socket's read half, with SO_KEEPALIVE as `keepalive`.
-    async fn connected(keepalive: bool) -> (ReadHalf, tokio::net::TcpStream) {
+    /// A connected TCP socket's halves, with SO_KEEPALIVE as `keepalive`, and its far end.
+    async fn connected(keepalive: bool) -> ((ReadHalf, WriteHalf), tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = Addr::Tcp(listener.local_addr().unwrap());
         let stream = Stream::connect(&addr, None, TcpOptions { keepalive }).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        (stream.into_split().0, accepted)
+        (stream.into_split(), accepted)
+    }
+
+    /// The initiator's side of a connection parked at both ends, the handshake run in memory.
+    fn ready() -> Ready {
+        let psk = Psk::from_key_file(b"pool");
+        let (initiator, hello) = Initiator::start(&psk, EphemeralKey::from_bytes([1; 32]));
+        let (unconfirmed, msg2, _) = Responder::accept(&[psk], &hello, EphemeralKey::from_bytes([2; 32])).unwrap();
+        let mut wire = Vec::new();
+        let spare = initiator.read_response_parked(&msg2, &mut wire).unwrap();
+        let Confirm::Park { request, .. } = unconfirmed.confirm(&mut wire).unwrap() else { panic!("park") };
+        let mut answer = Vec::new();
+        request.accept(&mut answer).unwrap();
+        let Accepted::Ready { ready, .. } = spare.accepted(&mut answer).unwrap() else { panic!("parked") };
+        ready
     }
 
     #[tokio::test]
     async fn a_spare_probes_while_it_waits_and_a_client_gets_back_the_probing_it_had() {
         for keepalive in [true, false] {
-            let (read, _peer) = connected(keepalive).await;
+            let ((read, _write), _peer) = connected(keepalive).await;
             let before = read.probes().unwrap().unwrap();
             assert_eq!(before.on, keepalive);
-            for (idle, probe) in
-                [(Duration::from_secs(60), PROBE), (Duration::from_secs(3), Duration::from_secs(1))]
-            {
+            for (idle, probe) in [(Duration::from_secs(60), PROBE), (Duration::from_secs(3), Duration::from_secs(1))] {
                 let kept = watch(&read, idle).unwrap();
                 assert_eq!(kept, Some(before), "what it had, to give back");
                 let watched = Probes { on: true, idle: probe, interval: probe, count: PROBES_UNANSWERED };
@@ -356,5 +403,35 @@ mod tests {
                 assert_eq!(read.probes().unwrap(), Some(before), "given back");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_a_spare_gets_its_connection_with_the_probing_it_had_before() {
+        for keepalive in [true, false] {
+            let (sockets, _peer) = connected(keepalive).await;
+            let before = sockets.0.probes().unwrap();
+            let probes = watch(&sockets.0, Duration::from_secs(60)).unwrap();
+            let pool = Pool::new(1, Duration::from_secs(60));
+            let expires = Instant::now() + Duration::from_secs(60);
+            pool.keep(Spare { sockets, ready: ready(), expires, probes });
+            let taken = pool.take().expect("a live spare");
+            assert_eq!(taken.sockets.0.probes().unwrap(), before, "keepalive {keepalive}");
+            assert_eq!(pool.counts().taken, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spare_made_as_the_end_stops_is_retired_not_kept() {
+        let (sockets, mut peer) = connected(true).await;
+        let pool = Pool::new(1, Duration::from_secs(60));
+        pool.retire_all();
+        let expires = Instant::now() + Duration::from_secs(60);
+        pool.keep(Spare { sockets, ready: ready(), expires, probes: None });
+        assert_eq!(pool.ready(), 0);
+        assert!(pool.take().is_none());
+        // Its end of stream and a FIN reach the -d end.
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut got).await.unwrap();
+        assert!(!got.is_empty(), "the retiring end record");
     }
 }
