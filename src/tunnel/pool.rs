@@ -29,9 +29,9 @@ use super::Tunnel;
 use super::connection::{ConnError, dial};
 use super::handshake::{HandshakeError, native};
 use super::stream::{Probes, ReadHalf, WriteHalf};
+use crate::keys::KeySet;
 use crate::proto::Protocol;
 use crate::proto::native::Ready;
-use crate::keys::KeySet;
 use crate::stats::{PoolCounts, SpareFailure};
 
 /// Shortest and longest pause after a spare could not be made.
@@ -162,7 +162,9 @@ impl Pool {
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 return Some(spare);
             }
-            tracing::debug!("a spare connection was found closed or past its time when taken; trying the next");
+            tracing::debug!(
+                "a spare connection was found closed or past its time when taken; trying the next"
+            );
         }
     }
 
@@ -378,7 +380,8 @@ mod tests {
     fn ready() -> Ready {
         let psk = Psk::from_key_file(b"pool");
         let (initiator, hello) = Initiator::start(&psk, EphemeralKey::from_bytes([1; 32]));
-        let (unconfirmed, msg2, _) = Responder::accept(&[psk], &hello, EphemeralKey::from_bytes([2; 32])).unwrap();
+        let (unconfirmed, msg2, _) =
+            Responder::accept(&[psk], &hello, EphemeralKey::from_bytes([2; 32])).unwrap();
         let mut wire = Vec::new();
         let spare = initiator.read_response_parked(&msg2, &mut wire).unwrap();
         let Confirm::Park { request, .. } = unconfirmed.confirm(&mut wire).unwrap() else { panic!("park") };
@@ -394,7 +397,9 @@ mod tests {
             let ((read, _write), _peer) = connected(keepalive).await;
             let before = read.probes().unwrap().unwrap();
             assert_eq!(before.on, keepalive);
-            for (idle, probe) in [(Duration::from_secs(60), PROBE), (Duration::from_secs(3), Duration::from_secs(1))] {
+            for (idle, probe) in
+                [(Duration::from_secs(60), PROBE), (Duration::from_secs(3), Duration::from_secs(1))]
+            {
                 let kept = watch(&read, idle).unwrap();
                 assert_eq!(kept, Some(before), "what it had, to give back");
                 let watched = Probes { on: true, idle: probe, interval: probe, count: PROBES_UNANSWERED };
