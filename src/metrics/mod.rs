@@ -3,12 +3,12 @@
 //! does; neither touches a connection. HTTP is hyper's; the exposition format is the `prometheus`
 //! crate's.
 //!
-//! A client holds one of [`MAX_CLIENTS`] slots from accept to close, so none may hold one for ever:
-//! hyper closes a connection whose request headers take longer than [`HEADER_TIMEOUT`] (the next
+//! A client holds one of `MAX_CLIENTS` slots from accept to close, so none may hold one for ever:
+//! hyper closes a connection whose request headers take longer than `HEADER_TIMEOUT` (the next
 //! request's too, so a keep-alive client that goes quiet is closed as well), a request body is never
 //! waited for (the reply does not read it, and hyper closes a connection whose body is not all there
-//! once the reply is out), and [`stall::StallLimited`] closes one whose replies are not read for
-//! [`WRITE_STALL_LIMIT`].
+//! once the reply is out), and `stall::StallLimited` closes one whose replies are not read for
+//! `WRITE_STALL_LIMIT`.
 
 pub mod exposition;
 mod stall;
@@ -39,7 +39,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a reply may wait for the client to read any of it before the connection is closed. A
 /// client that pipelines requests and never reads the replies would otherwise hold its slot for ever
-/// (hyper waits for each reply to be written before it reads the next request), and [`MAX_CLIENTS`] of
+/// (hyper waits for each reply to be written before it reads the next request), and `MAX_CLIENTS` of
 /// them would keep Prometheus out. A reader that is there takes a reply of a few kilobytes into its
 /// socket buffer at once, so any wait at all is rare; 10 s is Prometheus's default scrape timeout,
 /// after which the scraper has given up on the reply and no one will read it.
@@ -80,7 +80,7 @@ pub async fn serve(listener: Listener, tunnel: Arc<Tunnel>, addresses: Addresses
     }
 }
 
-/// A client connection as hyper takes it, its replies' writes limited by [`WRITE_STALL_LIMIT`].
+/// A client connection as hyper takes it, its replies' writes limited by `WRITE_STALL_LIMIT`.
 fn limited<S>(stream: S) -> TokioIo<StallLimited<S>> {
     TokioIo::new(StallLimited::new(stream, WRITE_STALL_LIMIT))
 }
