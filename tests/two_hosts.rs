@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -182,7 +184,7 @@ fn a_capture_between_two_hosts_holds_no_plaintext() {
 
 #[test]
 #[ignore = "needs root: network namespaces and a veth pair (scripts/test-all runs it)"]
-fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
+fn spares_whose_host_vanished_fail_a_client_within_o_and_are_found_dead() {
     let id = std::process::id() % 100_000;
     let dir = scratch("pool-vanished");
     let key = key_file(&dir, "redis.key");
@@ -193,17 +195,23 @@ fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
     let d_args = ["-d", "-s", "[10.77.0.1]:6379", "-t", "[127.0.0.1]:6379", "-k", key];
     let redis = redis_on(&server, &dir);
     let d = SpipedCmd::new(&dir, "d").wrapper(server.exec()).args(d_args).start();
-    // Spares live far longer than this test: only keepalive can find them dead in time.
-    let metrics = dir.join("e-metrics.sock");
+    // Spares live far longer than this test: only keepalive can find them dead in time. The -e end's
+    // clients and metrics are on unix sockets, which this test reaches from outside the namespace.
+    let (source, metrics) = (dir.join("e.sock"), dir.join("e-metrics.sock"));
     let _e = SpipedCmd::new(&dir, "e")
         .wrapper(client.exec())
-        .args(["-e", "-s", "[127.0.0.1]:8000", "-t", "[10.77.0.1]:6379", "-k", key, "--pool", "4"])
-        .args(["--pool-idle", "3600", "--metrics", metrics.to_str().unwrap()])
+        .args(["-e", "-s", source.to_str().unwrap(), "-t", "[10.77.0.1]:6379", "-k", key, "-o", "2"])
+        .args(["--pool", "4", "--pool-idle", "3600", "--metrics", metrics.to_str().unwrap()])
         .start();
-    let spares = || {
+    let sample = |name: &str| {
         let page = support::http::get_unix(&metrics, "/metrics").map_err(|e| e.to_string())?.body;
-        let line = page.lines().find_map(|l| l.strip_prefix("spiped_parked_connections "));
-        line.and_then(|n| n.parse::<u32>().ok()).ok_or(format!("no gauge in {page:?}"))
+        let line = page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' '));
+        line.and_then(|n| n.parse::<u32>().ok()).ok_or(format!("no {name} in {page:?}"))
+    };
+    let spares = || sample("spiped_parked_connections");
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli").arg("-s").arg(&source).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let wait_spares = |want: u32| {
         eventually(&format!("{want} spares ready at the -e end"), Duration::from_secs(60), || {
@@ -214,13 +222,31 @@ fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
         })
     };
     wait_spares(4);
-    assert_eq!(cli(&client, &["ping"]), "PONG");
+    assert_eq!(cli(&["ping"]), "PONG");
     wait_spares(4);
 
     // The server host vanishes: its link goes down first, so that not even the closing of its sockets
     // reaches the client host, then its processes, its link (the namespace itself lingers while the
     // kernel still holds the closed sockets) and the host.
     ip(&["-n", &server.0, "link", "set", &veth_s, "down"]);
+
+    // A client that takes a spare before keepalive has found it dead fails within about -o, as a
+    // connect to the vanished host would, rather than wait on TCP's retransmissions for minutes.
+    let taken = || sample(r#"spiped_pool_clients_total{spare="taken"}"#).unwrap();
+    let taken_before = taken();
+    let mut late = UnixStream::connect(&source).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    late.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut got = Vec::new();
+    match late.read_to_end(&mut got) {
+        Ok(_) => assert!(got.is_empty(), "an answer from a vanished host? {got:?}"),
+        Err(e) => assert!(
+            !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "the client still waits after 60 s: {e}"
+        ),
+    }
+    assert_eq!(taken(), taken_before + 1, "the client took a spare");
+
     drop((d, redis));
     ip(&["-n", &server.0, "link", "del", &veth_s]);
     drop(server);
@@ -232,8 +258,8 @@ fn spares_whose_host_vanished_are_found_dead_and_never_handed_to_a_client() {
     let _redis = redis_on(&server, &dir);
     let _d = SpipedCmd::new(&dir, "d2").wrapper(server.exec()).args(d_args).start();
     for i in 0..20 {
-        assert_eq!(cli(&client, &["ping"]), "PONG", "client {i} after the new host came");
+        assert_eq!(cli(&["ping"]), "PONG", "client {i} after the new host came");
     }
     wait_spares(4);
-    assert_eq!(cli(&client, &["ping"]), "PONG", "a client served from a spare of the new host");
+    assert_eq!(cli(&["ping"]), "PONG", "a client served from a spare of the new host");
 }

@@ -18,7 +18,7 @@ use super::handshake::native::Proven;
 use super::handshake::{self, Established, HandshakeError, Pair, classic, native};
 use super::idle::{self, Phase, Side, Timer, Watch};
 use super::parked;
-use super::pool::Spare;
+use super::pool::{Bound, Spare};
 use super::proxy_header::{self, Origin};
 use super::pump::{PumpError, open_stream, seal_stream};
 use super::shutdown::Abort;
@@ -221,13 +221,16 @@ async fn encrypt_end(plain: Stream, tunnel: &Tunnel, abort: Abort) -> Result<Sum
 
 /// `-e --pool`: the client takes a spare, parked at the `-d` end: the record that puts it to use leaves
 /// with the client's first bytes if they are already here, and alone at once if not, so that a service
-/// that speaks first is heard.
+/// that speaks first is heard. While the connection is new, its bytes may go unacknowledged for -o at
+/// most, as a connect may take -o at most: a spare whose host has just vanished fails the client.
 async fn pooled(plain: Stream, spare: Spare, tunnel: &Tunnel, abort: Abort) -> Result<Summary, ConnError> {
     let Spare { sockets, ready, .. } = spare;
+    let bound = Bound::new(&sockets.0, tunnel.dialer.timeout);
     let mut first = Vec::new();
     let (sealer, opener) = ready.take(&mut first).map_err(HandshakeError::from)?.split();
     let established = Established { sealer, opener, first, pending: Vec::new(), key: 0 };
-    encrypted(established, plain, sockets, abort, tunnel.settings.idle_timeout, &tunnel.stats).await
+    let idle = tunnel.settings.idle_timeout;
+    bound.around(encrypted(established, plain, sockets, abort, idle, &tunnel.stats)).await
 }
 
 /// The initiator (`-e`, and `spipe` with standard input and output as `plain`): connect to the

@@ -12,7 +12,8 @@
 //!
 //! Spares carry keepalive probes while they wait, so that one whose `-d` host vanished without a word
 //! is found dead within seconds and dropped; a client's connection gets back the probing it would have
-//! had without the pool.
+//! had without the pool. A client that takes a spare in those seconds fails within -o (a [`Bound`] on
+//! unacknowledged bytes while the connection is new), as a connect to the vanished host would.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -339,6 +340,49 @@ fn spare_failure(e: &ConnError) -> SpareFailure {
     }
 }
 
+/// A taken spare's bound on how long its bytes may go unacknowledged, while it is new: a spare taken
+/// in the seconds before keepalive finds its host gone would otherwise hold the client's bytes in
+/// TCP's retransmissions for many minutes, where a connection made without the pool fails within -o.
+/// The bound is -o (TCP_USER_TIMEOUT) for twice -o, then lifted: a connection in
+/// use is as patient as any other.
+#[derive(Debug)]
+pub struct Bound {
+    /// A second handle on the socket, to lift the bound with; `None` when there is nothing to lift.
+    socket: Option<socket2::Socket>,
+    /// How long the bound holds.
+    holds: Duration,
+}
+
+/// How many times -o a taken spare's bound holds: long enough that a dead spare's first bytes, unacknowledged
+/// for -o, fail the connection before the bound is lifted.
+const FIRST_ANSWER: u32 = 2;
+
+impl Bound {
+    /// Bounds `read`'s socket by `timeout`. A socket the bound cannot be set on (or, under a full file
+    /// table, duplicated for lifting) goes on unbounded, as a connection without the pool does.
+    pub fn new(read: &ReadHalf, timeout: Duration) -> Bound {
+        let socket =
+            read.duplicate().ok().flatten().filter(|s| s.set_tcp_user_timeout(Some(timeout)).is_ok());
+        Bound { socket, holds: timeout * FIRST_ANSWER }
+    }
+
+    /// Runs `connection`, lifting the bound once it has held its time; the handle goes with it.
+    pub async fn around<F: Future>(self, connection: F) -> F::Output {
+        let Some(socket) = self.socket else { return connection.await };
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            done = &mut connection => return done,
+            () = tokio::time::sleep(self.holds) => {
+                if let Err(e) = socket.set_tcp_user_timeout(None) {
+                    tracing::debug!("a pooled connection's bound could not be lifted: {e}");
+                }
+            }
+        }
+        drop(socket);
+        connection.await
+    }
+}
+
 /// Sends a spare's end of stream and a FIN, in the background.
 fn retire(spare: Spare) {
     let Spare { sockets: (_er, mut ew), ready, .. } = spare;
@@ -438,5 +482,20 @@ mod tests {
         let mut got = Vec::new();
         tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut got).await.unwrap();
         assert!(!got.is_empty(), "the retiring end record");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_taken_spare_is_bound_by_o_while_new_then_as_patient_as_any_connection() {
+        let ((read, _write), _peer) = connected(true).await;
+        let user_timeout = || read.duplicate().unwrap().unwrap().tcp_user_timeout().unwrap();
+        let o = Duration::from_secs(5);
+        let bound = Bound::new(&read, o);
+        assert_eq!(user_timeout(), Some(o));
+        // A connection that ends before the bound is lifted keeps it to its end.
+        bound.around(tokio::time::sleep(o)).await;
+        assert_eq!(user_timeout(), Some(o));
+        // One that lives on has it lifted.
+        Bound::new(&read, o).around(tokio::time::sleep(o * 3)).await;
+        assert_eq!(user_timeout(), None);
     }
 }

@@ -184,6 +184,18 @@ impl ReadHalf {
         socket.set_keepalive(probes.on)
     }
 
+    /// A second handle on the socket (a duplicated descriptor), to set its options from elsewhere;
+    /// `None` for a unix socket. The socket stays open while the handle lives.
+    ///
+    /// # Errors
+    /// The operating system's error (no descriptor left, for one).
+    pub fn duplicate(&self) -> io::Result<Option<socket2::Socket>> {
+        match self {
+            ReadHalf::Tcp(r) => socket2::SockRef::from(r.as_ref()).try_clone().map(Some),
+            ReadHalf::Unix(_) => Ok(None),
+        }
+    }
+
     /// Appends what is there to `buf`'s spare capacity without waiting; `WouldBlock` when nothing is.
     pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
