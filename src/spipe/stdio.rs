@@ -63,14 +63,18 @@ pub fn bridge(abort: AbortSender) -> io::Result<(UnixStream, Stdio)> {
             abort.abort_all();
         }
     };
+    // Each thread keeps its end of the pair until its failure is recorded: closing the pair is what
+    // stops the pump, and the pump's caller must then find the failure there to report it.
     let on_input = fail(&failed, &abort);
-    let input = std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || send(stdin, sending).unwrap_or_else(on_input))?;
+    let input = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut sending = sending;
+        send(stdin, &mut sending).unwrap_or_else(on_input);
+    })?;
     let on_output = fail(&failed, &abort);
-    let output = std::thread::Builder::new()
-        .name("stdout".into())
-        .spawn(move || receive(theirs, stdout).unwrap_or_else(on_output))?;
+    let output = std::thread::Builder::new().name("stdout".into()).spawn(move || {
+        let mut theirs = theirs;
+        receive(&mut theirs, stdout).unwrap_or_else(on_output);
+    })?;
     Ok((ours, Stdio { input, output, failed }))
 }
 
@@ -95,7 +99,7 @@ impl Stdio {
 
 /// Copies standard input into the pair until it ends, then half-closes the pair. If the pair is gone
 /// the pump has stopped, and its own error is the one to report.
-fn send(mut stdin: File, mut pair: UnixStream) -> Result<(), StdioError> {
+fn send(mut stdin: File, pair: &mut UnixStream) -> Result<(), StdioError> {
     let mut buf = vec![0; CHUNK];
     loop {
         let n = match stdin.read(&mut buf) {
@@ -115,7 +119,7 @@ fn send(mut stdin: File, mut pair: UnixStream) -> Result<(), StdioError> {
 /// Copies the pair into standard output until the peer's stream ends, then ends standard output:
 /// a socket is shut down for writing, anything else is closed (the descriptor then points at
 /// /dev/null), so whoever reads it sees the end now, not when standard input ends too.
-fn receive(mut pair: UnixStream, mut stdout: File) -> Result<(), StdioError> {
+fn receive(pair: &mut UnixStream, mut stdout: File) -> Result<(), StdioError> {
     let mut buf = vec![0; CHUNK];
     loop {
         let n = match pair.read(&mut buf) {
