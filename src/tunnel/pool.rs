@@ -204,9 +204,9 @@ impl Pool {
                         self.keep(spare);
                     }
                     Ok(Ok((spare, _))) => retire(spare),
-                    Ok(Err(e)) => self.failed(&mut pace, spare_failure(&e), &e),
+                    Ok(Err(e)) => self.not_made(&mut pace, spare_failure(&e), &e),
                     // A panic: counted, and paced, as any other failure.
-                    Err(e) => self.failed(&mut pace, SpareFailure::Handshake, &e),
+                    Err(e) => self.not_made(&mut pace, SpareFailure::Handshake, &e),
                 },
             }
         }
@@ -232,7 +232,7 @@ impl Pool {
     /// doubles with each failure in a row, or `--pool-idle` while the pool is off. Closed unanswered
     /// [`UNANSWERED_LIMIT`] times in a row, the pool turns off: the spares it holds go (they cannot be
     /// from this `-d` end), and clients connect as without it.
-    fn failed(&self, pace: &mut Pace, reason: SpareFailure, e: &dyn std::fmt::Display) {
+    fn not_made(&self, pace: &mut Pace, reason: SpareFailure, e: &dyn std::fmt::Display) {
         self.failed[reason.index()].fetch_add(1, Ordering::Relaxed);
         pace.unanswered = if reason == SpareFailure::Unanswered { pace.unanswered + 1 } else { 0 };
         if pace.unanswered >= UNANSWERED_LIMIT && !self.off.swap(true, Ordering::Relaxed) {
